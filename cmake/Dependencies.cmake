@@ -1,0 +1,46 @@
+# Third-party dependencies: Torch (libtorch from the pip wheel), MPI, HDF5 (C API), Boost,
+# nlohmann-json, PCRE2, utf8proc, and optionally CUDA + NCCL.
+
+# libtorch's config looks for the CUDA toolkit itself when the wheel was built with CUDA. Naming
+# the target architectures skips its GPU-probing try_run, which fails on machines without a GPU
+# (and with CMake < 3.26 + nvcc 13). dtune compiles no .cu files, so this only labels the build:
+# 9.0 = Hopper (H100/H200); override with -DTORCH_CUDA_ARCH_LIST="8.0;9.0" or the env variable.
+if(NOT TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(TORCH_CUDA_ARCH_LIST "9.0")
+endif()
+find_package(Torch REQUIRED)
+# Torch's INTERFACE flags carry -D_GLIBCXX_USE_CXX11_ABI and include dirs; its TORCH_CXX_FLAGS
+# are already attached to the imported targets.
+
+find_package(MPI REQUIRED COMPONENTS CXX)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options unit_test_framework)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+find_path(UTF8PROC_INCLUDE_DIR utf8proc.h REQUIRED)
+find_library(UTF8PROC_LIBRARY utf8proc REQUIRED)
+add_library(dtune_utf8proc INTERFACE)
+target_include_directories(dtune_utf8proc SYSTEM INTERFACE ${UTF8PROC_INCLUDE_DIR})
+target_link_libraries(dtune_utf8proc INTERFACE ${UTF8PROC_LIBRARY})
+
+# CUDA + NCCL: compiled in whenever found; the binary still runs where no GPU exists.
+set(DTUNE_HAVE_CUDA OFF)
+if(DTUNE_WITH_CUDA)
+  find_package(CUDAToolkit QUIET)
+  # Prefer the NCCL that the torch wheel uses (nvidia-nccl-*), so one process holds one NCCL.
+  file(GLOB _wheel_nccl "${DTUNE_VENV}/lib/python3*/site-packages/nvidia/nccl")
+  if(_wheel_nccl)
+    find_path(NCCL_INCLUDE_DIR nccl.h PATHS ${_wheel_nccl}/include NO_DEFAULT_PATH)
+    find_library(NCCL_LIBRARY NAMES libnccl.so.2 PATHS ${_wheel_nccl}/lib NO_DEFAULT_PATH)
+  endif()
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(NCCL_LIBRARY NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY AND TARGET torch_cuda)
+    set(DTUNE_HAVE_CUDA ON)
+    add_library(dtune_nccl INTERFACE)
+    target_include_directories(dtune_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR})
+    target_link_libraries(dtune_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+  endif()
+endif()
+message(STATUS "dtune: CUDA/NCCL path: ${DTUNE_HAVE_CUDA} (nccl: ${NCCL_LIBRARY})")

@@ -1,0 +1,109 @@
+// The resolved configuration of a dtune run: one plain struct per INI section. Every field has
+// a default and a comment with its unit and when to change it. Boost.Program_options only fills
+// these (src/config/config_parser.cpp); validate() rejects bad values naming the option.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dtune {
+
+// [model]: which Hugging Face model folder to fine-tune.
+struct ModelSection {
+  std::string path = "models/SmolLM2-135M-Instruct";  // HF folder: config.json + *.safetensors
+  std::string tokenizer;  // tokenizer.json or its folder; empty = the model folder
+};
+
+// [lora]: the adapter. Defaults are the recipe's (PEFT LoraConfig r=4, alpha=16, dropout=0.1).
+struct LoraSection {
+  int64_t r = 4;                                          // adapter rank
+  double alpha = 16.0;                                    // scale = alpha / r (or / sqrt(r))
+  double dropout = 0.1;                                   // dropout on the adapter input
+  std::vector<std::string> target_modules{"q_proj", "v_proj"};  // any of q,k,v,o,gate,up,down_proj
+  bool use_rslora = false;                                // scale = alpha / sqrt(r)
+  std::string init_adapter;  // PEFT adapter folder to start from; empty = fresh (B = 0)
+};
+
+// [data]: the pre-tokenized HDF5 file (see docs/DATA_FORMAT.md) and how rows become batches.
+struct DataSection {
+  std::string path;                // FILE.h5 written by `dtune pretokenize`
+  int64_t micro_batch_size = 2;    // rows per rank per micro-step (recipe: 2)
+  bool packing = false;            // pack rows into pack_length sequences (no padding)
+  int64_t pack_length = 2048;      // tokens per packed sequence
+  bool group_by_length = false;    // pad-batching only: sort rows by length within a window
+  bool shuffle = true;             // per-epoch shuffle by (seed, epoch)
+  uint64_t seed = 42;              // shuffle seed; same seed = same order on any rank count
+};
+
+// [train]: the optimisation loop.
+struct TrainSection {
+  std::string precision = "fp16";     // fp16 (loss scaling) | bf16 | fp32 (CPU, tests)
+  std::string device = "auto";        // auto (cuda if visible) | cpu | cuda
+  int64_t epochs = 1;                 // passes over the train split
+  int64_t max_steps = -1;             // optimizer steps; -1 = run the epochs
+  int64_t gradient_accumulation_steps = 4;  // micro-steps per optimizer step (recipe: 4)
+  double learning_rate = 1e-4;        // peak LR after warmup
+  double weight_decay = 0.01;         // AdamW decoupled weight decay
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  double warmup_ratio = 0.03;         // warmup as a fraction of total steps (used if warmup_steps = 0)
+  int64_t warmup_steps = 0;           // warmup in steps; overrides warmup_ratio when > 0
+  std::string lr_scheduler = "linear";  // linear | cosine | constant (after warmup)
+  double max_grad_norm = 0.3;         // global L2 clip; 0 = no clipping
+  bool gradient_checkpointing = true; // recompute each layer in backward (less memory)
+  int64_t eval_every = 0;             // optimizer steps between evals; 0 = only at the end
+  uint64_t seed = 42;                 // LoRA init, dropout and generation seeds derive from it
+  int64_t threads = 0;                // CPU intra-op threads per rank; 0 = cores / local ranks
+  double loss_scale_init = 65536.0;   // fp16 dynamic loss scale start
+  int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles
+  int64_t max_nonfinite_steps = 20;   // consecutive skipped steps before the run stops
+  bool deterministic = false;         // deterministic kernels (tests; slower on GPU)
+};
+
+// [checkpoint]: where and how often state is saved.
+struct CheckpointSection {
+  std::string output_dir = "out/run";  // checkpoint-STEP/ folders, metrics, final adapter
+  int64_t save_every = 0;              // optimizer steps between checkpoints; 0 = only at the end
+  int64_t keep_last = 2;               // complete checkpoints kept; older ones are deleted
+  std::string resume;                  // "" = fresh run | "latest" | path to checkpoint-STEP
+};
+
+// [generate]: the sampled generation test after training (recipe's sampling knobs).
+struct GenerateSection {
+  bool enabled = true;                 // run it on rank 0 at the end of `dtune train`
+  std::string prompt =
+      "A 45-year-old presents with sudden, sharp chest pain that worsens on deep breathing, "
+      "with shortness of breath and anxiety. What is the most likely diagnosis, and which tests "
+      "should be ordered at once?";
+  std::string prompt_template = "recipe";  // how the prompt is wrapped: recipe | r1-chat | chat | none
+  int64_t max_new_tokens = 512;
+  double temperature = 0.6;            // 0 = greedy
+  double top_p = 0.95;                 // nucleus mass; 1 = off
+  int64_t top_k = 0;                   // 0 = off
+  double repetition_penalty = 1.15;    // 1 = off
+  uint64_t seed = 0;                   // sampling seed
+};
+
+// [log]: what the user watches.
+struct LogSection {
+  int64_t log_every = 1;               // optimizer steps between log lines (non-TTY)
+  std::string progress = "auto";       // auto (bar on a TTY) | bar | lines | off
+  bool tensorboard = true;             // write TensorBoard event files in output_dir/tb
+};
+
+struct Config {
+  ModelSection model;
+  LoraSection lora;
+  DataSection data;
+  TrainSection train;
+  CheckpointSection checkpoint;
+  GenerateSection generate;
+  LogSection log;
+};
+
+// Throws dtune::Error naming the first bad option ("train.learning_rate must be > 0, got -1").
+void validate(const Config& config);
+
+}  // namespace dtune

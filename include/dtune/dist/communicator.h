@@ -1,0 +1,42 @@
+// The one interface through which ranks talk. Implementations: single process, MPI over CPU
+// tensors, NCCL over CUDA tensors. Training code receives one Communicator and never calls MPI
+// or NCCL directly; model code never sees one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace at {
+class Tensor;
+}
+
+namespace dtune::dist {
+
+enum class ReduceOp { kSum, kAvg, kMax };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual std::string backend() const = 0;  // "single" | "mpi" | "nccl"
+
+  // In-place all-reduce of a contiguous tensor (the flat gradient bucket).
+  // REQUIRES: called on every rank with the same numel and dtype; device as the backend needs
+  // (CPU for mpi, CUDA for nccl). kMax is for flags and integer counters.
+  virtual void all_reduce(at::Tensor& tensor, ReduceOp op) = 0;
+  // In-place broadcast of a contiguous tensor from root. REQUIRES: called on every rank.
+  virtual void broadcast(at::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Host-side helpers (always over the CPU path; for counts, flags and small state).
+  virtual double all_reduce_scalar(double value, ReduceOp op) = 0;
+  bool any(bool flag) { return all_reduce_scalar(flag ? 1.0 : 0.0, ReduceOp::kMax) > 0.0; }
+  virtual void broadcast_string(std::string& bytes, int root) = 0;
+};
+
+std::unique_ptr<Communicator> make_single_process_communicator();
+
+}  // namespace dtune::dist

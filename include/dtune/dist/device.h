@@ -1,0 +1,19 @@
+// Which device a rank computes on: CUDA GPU chosen by node-local rank, or the CPU.
+#pragma once
+
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace dtune::dist {
+
+bool cuda_compiled();             // the CUDA/NCCL path is in this binary
+std::string cuda_build_info();    // "CUDA 13.0, NCCL 2.28.9" (compiled-in versions)
+int cuda_device_count();          // GPUs visible now; 0 without a driver or a GPU
+
+// request: "auto" (cuda if a GPU is visible, else cpu) | "cpu" | "cuda".
+// local_rank picks the GPU (local_rank % device count); sets it as the current device.
+// Throws dtune::Error when "cuda" is requested and none is usable.
+c10::Device select_device(const std::string& request, int local_rank);
+
+}  // namespace dtune::dist

@@ -1,0 +1,44 @@
+// MPI start-up and tear-down for one process: world rank/size, the node-local rank (from
+// MPI_Comm_split_type SHARED), and communicators built on MPI_COMM_WORLD.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dtune/dist/communicator.h"
+
+namespace dtune::dist {
+
+class MpiEnv {
+ public:
+  // Initialises MPI (thread level FUNNELED) unless already initialised; MPI errors return codes
+  // (MPI_ERRORS_RETURN) so that every call is checked. Sets log::set_rank.
+  MpiEnv(int* argc, char*** argv);
+  ~MpiEnv();  // MPI_Finalize (only if this object initialised MPI)
+  MpiEnv(const MpiEnv&) = delete;
+  MpiEnv& operator=(const MpiEnv&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+  std::string hostname() const;
+
+  // MPI over CPU tensors on MPI_COMM_WORLD.
+  std::unique_ptr<Communicator> make_mpi_communicator() const;
+  // NCCL over CUDA tensors; the unique id travels over MPI. timeout_s bounds every collective:
+  // past it (or on an NCCL async error) the watchdog aborts the whole job.
+  std::unique_ptr<Communicator> make_nccl_communicator(int device_index, double timeout_s) const;
+
+ private:
+  bool owns_mpi_ = false;
+  int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
+};
+
+// True between MPI_Init and MPI_Finalize.
+bool mpi_active();
+// Brings every rank down (MPI_Abort on MPI_COMM_WORLD) when MPI is active; otherwise returns.
+// Called by main() after a rank reported an error, so that peers blocked in a collective do not hang.
+void abort_job(int exit_code);
+
+}  // namespace dtune::dist

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds dtune and runs every test: the README's test command, and what CI runs (.ci/run).
+#   bash scripts/test.sh            # setup (idempotent) + build + ctest
+# Environment: BUILD_DIR (default build), JOBS (default: cores), CTEST_ARGS (extra ctest flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+start=$(date +%s)
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDTUNE_WERROR=ON > "$BUILD_DIR.configure.log" 2>&1 \
+  || { cat "$BUILD_DIR.configure.log"; exit 1; }
+cmake --build "$BUILD_DIR" -j "$JOBS"
+echo "test.sh: build took $(( $(date +%s) - start )) s"
+# MPI tests oversubscribe this machine's cores; OpenMPI refuses to run as root without these.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" ${CTEST_ARGS:-}

@@ -1,0 +1,269 @@
+// The option table behind the config: every "section.key" with a getter, a typed setter and its
+// help. Boost.Program_options reads the INI file and the command line into strings; the table
+// converts them into the Config structs, naming the option when a value does not parse.
+#include "dtune/config/config_parser.h"
+
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "dtune/core/error.h"
+
+namespace po = boost::program_options;
+
+namespace dtune {
+namespace {
+
+struct OptionSpec {
+  const char* name;  // "section.key"
+  const char* help;
+  std::function<std::string(const Config&)> get;
+  std::function<void(Config&, const std::string&)> set;  // throws std::invalid_argument
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+int64_t parse_int(const std::string& v) {
+  const std::string t = trim(v);
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+  if (ec != std::errc() || p != t.data() + t.size() || t.empty()) throw std::invalid_argument("expected an integer");
+  return out;
+}
+
+uint64_t parse_uint(const std::string& v) {
+  const int64_t x = parse_int(v);
+  if (x < 0) throw std::invalid_argument("expected a non-negative integer");
+  return static_cast<uint64_t>(x);
+}
+
+double parse_double(const std::string& v) {
+  const std::string t = trim(v);
+  size_t used = 0;
+  double out = 0;
+  try {
+    out = std::stod(t, &used);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("expected a number");
+  }
+  if (used != t.size()) throw std::invalid_argument("expected a number");
+  return out;
+}
+
+bool parse_bool(const std::string& v) {
+  const std::string t = trim(v);
+  if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
+  if (t == "false" || t == "0" || t == "no" || t == "off") return false;
+  throw std::invalid_argument("expected true or false");
+}
+
+std::vector<std::string> parse_list(const std::string& v) {
+  std::vector<std::string> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string format_double(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::string format_list(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+
+// Escapes newlines so multi-line strings (prompts) survive the INI round trip.
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\\') out += "\\\\";
+    else out += c;
+  }
+  return out;
+}
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char n = s[++i];
+      out += n == 'n' ? '\n' : n == 't' ? '\t' : n;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+#define DTUNE_STR(field, help) \
+  {#field, help, [](const Config& c) { return escape(c.field); }, [](Config& c, const std::string& v) { c.field = unescape(trim(v)); }}
+#define DTUNE_INT(field, help) \
+  {#field, help, [](const Config& c) { return std::to_string(c.field); }, [](Config& c, const std::string& v) { c.field = parse_int(v); }}
+#define DTUNE_UINT(field, help) \
+  {#field, help, [](const Config& c) { return std::to_string(c.field); }, [](Config& c, const std::string& v) { c.field = parse_uint(v); }}
+#define DTUNE_DBL(field, help) \
+  {#field, help, [](const Config& c) { return format_double(c.field); }, [](Config& c, const std::string& v) { c.field = parse_double(v); }}
+#define DTUNE_BOOL(field, help) \
+  {#field, help, [](const Config& c) { return std::string(c.field ? "true" : "false"); }, [](Config& c, const std::string& v) { c.field = parse_bool(v); }}
+#define DTUNE_LIST(field, help) \
+  {#field, help, [](const Config& c) { return format_list(c.field); }, [](Config& c, const std::string& v) { c.field = parse_list(v); }}
+
+// The one table of options. Names are the struct paths minus the Config: "train.learning_rate".
+const std::vector<OptionSpec>& option_table() {
+  static const std::vector<OptionSpec> table = {
+      DTUNE_STR(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
+      DTUNE_STR(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
+      DTUNE_INT(lora.r, "LoRA rank"),
+      DTUNE_DBL(lora.alpha, "LoRA alpha; scale = alpha / r (alpha / sqrt(r) with use_rslora)"),
+      DTUNE_DBL(lora.dropout, "dropout on the adapter input, in [0, 1)"),
+      DTUNE_LIST(lora.target_modules, "comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+      DTUNE_BOOL(lora.use_rslora, "rank-stabilised scale alpha / sqrt(r)"),
+      DTUNE_STR(lora.init_adapter, "PEFT adapter folder to start from; empty = fresh adapter"),
+      DTUNE_STR(data.path, "pre-tokenized HDF5 file from `dtune pretokenize`"),
+      DTUNE_INT(data.micro_batch_size, "rows per rank per micro-step"),
+      DTUNE_BOOL(data.packing, "pack rows into data.pack_length sequences"),
+      DTUNE_INT(data.pack_length, "tokens per packed sequence"),
+      DTUNE_BOOL(data.group_by_length, "padded batches: group rows of similar length"),
+      DTUNE_BOOL(data.shuffle, "shuffle rows every epoch"),
+      DTUNE_UINT(data.seed, "shuffle seed"),
+      DTUNE_STR(train.precision, "fp16 | bf16 | fp32"),
+      DTUNE_STR(train.device, "auto | cpu | cuda"),
+      DTUNE_INT(train.epochs, "passes over the train split"),
+      DTUNE_INT(train.max_steps, "optimizer steps; -1 = run train.epochs"),
+      DTUNE_INT(train.gradient_accumulation_steps, "micro-steps per optimizer step"),
+      DTUNE_DBL(train.learning_rate, "peak learning rate"),
+      DTUNE_DBL(train.weight_decay, "AdamW weight decay"),
+      DTUNE_DBL(train.adam_beta1, "AdamW beta1"),
+      DTUNE_DBL(train.adam_beta2, "AdamW beta2"),
+      DTUNE_DBL(train.adam_epsilon, "AdamW epsilon"),
+      DTUNE_DBL(train.warmup_ratio, "warmup as a fraction of total steps"),
+      DTUNE_INT(train.warmup_steps, "warmup steps; overrides warmup_ratio when > 0"),
+      DTUNE_STR(train.lr_scheduler, "linear | cosine | constant"),
+      DTUNE_DBL(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
+      DTUNE_BOOL(train.gradient_checkpointing, "recompute layers in backward"),
+      DTUNE_INT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
+      DTUNE_UINT(train.seed, "seed for LoRA init and dropout"),
+      DTUNE_INT(train.threads, "CPU threads per rank; 0 = cores / local ranks"),
+      DTUNE_DBL(train.loss_scale_init, "fp16 initial loss scale"),
+      DTUNE_INT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
+      DTUNE_INT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
+      DTUNE_BOOL(train.deterministic, "deterministic kernels"),
+      DTUNE_STR(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
+      DTUNE_INT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
+      DTUNE_INT(checkpoint.keep_last, "complete checkpoints to keep"),
+      DTUNE_STR(checkpoint.resume, "\"\" | latest | path to checkpoint-STEP"),
+      DTUNE_BOOL(generate.enabled, "run the generation test after training"),
+      DTUNE_STR(generate.prompt, "the test question"),
+      DTUNE_STR(generate.prompt_template, "recipe | r1-chat | chat | none"),
+      DTUNE_INT(generate.max_new_tokens, "tokens to generate at most"),
+      DTUNE_DBL(generate.temperature, "sampling temperature; 0 = greedy"),
+      DTUNE_DBL(generate.top_p, "nucleus sampling mass; 1 = off"),
+      DTUNE_INT(generate.top_k, "top-k sampling; 0 = off"),
+      DTUNE_DBL(generate.repetition_penalty, "repetition penalty; 1 = off"),
+      DTUNE_UINT(generate.seed, "sampling seed"),
+      DTUNE_INT(log.log_every, "optimizer steps between log lines"),
+      DTUNE_STR(log.progress, "auto | bar | lines | off"),
+      DTUNE_BOOL(log.tensorboard, "write TensorBoard event files"),
+  };
+  return table;
+}
+
+#undef DTUNE_STR
+#undef DTUNE_INT
+#undef DTUNE_UINT
+#undef DTUNE_DBL
+#undef DTUNE_BOOL
+#undef DTUNE_LIST
+
+// Program_options sees every option as a string; the table converts.
+po::options_description string_description() {
+  po::options_description desc("config options (INI [section] key = value, or --section.key=value)");
+  for (const OptionSpec& o : option_table()) desc.add_options()(o.name, po::value<std::string>(), o.help);
+  return desc;
+}
+
+void apply(Config& config, const po::variables_map& vm, const std::string& origin) {
+  for (const OptionSpec& o : option_table()) {
+    if (!vm.count(o.name)) continue;
+    const std::string& value = vm[o.name].as<std::string>();
+    try {
+      o.set(config, value);
+    } catch (const std::invalid_argument& e) {
+      throw Error(dtune::str("option ", o.name, " (", origin, "): ", e.what(), ", got '", value, "'"));
+    }
+  }
+}
+
+}  // namespace
+
+po::options_description config_options_description() { return string_description(); }
+
+Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides) {
+  Config config;
+  const po::options_description desc = string_description();
+  if (!ini_path.empty()) {
+    std::ifstream in(ini_path);
+    DTUNE_CHECK(in, "cannot read config file ", ini_path, ": check the path (see configs/ for examples)");
+    po::variables_map vm;
+    try {
+      po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+    } catch (const po::error& e) {
+      throw Error(dtune::str("config file ", ini_path, ": ", e.what(),
+                             "\n  every key must be one of `dtune train --help`'s options, in its [section]"));
+    }
+    apply(config, vm, ini_path);
+  }
+  for (const std::string& raw : overrides) {
+    std::string arg = raw.rfind("--", 0) == 0 ? raw.substr(2) : raw;
+    const auto eq = arg.find('=');
+    DTUNE_CHECK(eq != std::string::npos, "override '", raw, "' must look like --section.key=value");
+    std::vector<std::string> args = {"--" + arg};
+    po::variables_map vm;
+    try {
+      // No prefix guessing: "--train.lr" must not silently mean train.lr_scheduler.
+      const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+      po::store(po::command_line_parser(args).options(desc).style(style).run(), vm);
+    } catch (const po::error& e) {
+      throw Error(dtune::str("command-line override '", raw, "': ", e.what(),
+                             "\n  see `dtune train --help` for the option names"));
+    }
+    apply(config, vm, "command line");
+  }
+  return config;
+}
+
+std::string format_config(const Config& config) {
+  std::ostringstream os;
+  std::string section;
+  for (const OptionSpec& o : option_table()) {
+    const std::string name = o.name;
+    const auto dot = name.find('.');
+    const std::string sec = name.substr(0, dot);
+    if (sec != section) {
+      os << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    os << name.substr(dot + 1) << " = " << o.get(config) << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace dtune

@@ -1,0 +1,57 @@
+// Device selection: one GPU per node-local rank, or the CPU.
+#include "dtune/dist/device.h"
+
+#ifdef DTUNE_HAVE_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+#endif
+
+#include "dtune/core/error.h"
+
+namespace dtune::dist {
+
+bool cuda_compiled() {
+#ifdef DTUNE_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string cuda_build_info() {
+#ifdef DTUNE_HAVE_CUDA
+  return dtune::str("CUDA ", CUDART_VERSION / 1000, ".", (CUDART_VERSION % 1000) / 10, ", NCCL ", NCCL_MAJOR,
+             ".", NCCL_MINOR, ".", NCCL_PATCH);
+#else
+  return "";
+#endif
+}
+
+int cuda_device_count() {
+#ifdef DTUNE_HAVE_CUDA
+  return static_cast<int>(c10::cuda::device_count());  // 0 without a driver; never throws
+#else
+  return 0;
+#endif
+}
+
+c10::Device select_device(const std::string& request, int local_rank) {
+  DTUNE_CHECK(request == "auto" || request == "cpu" || request == "cuda",
+              "train.device must be auto, cpu or cuda, got '", request, "'");
+  if (request == "cpu") return c10::Device(c10::kCPU);
+  const int n = cuda_device_count();
+  if (n == 0) {
+    DTUNE_CHECK(request == "auto", "train.device=cuda but no GPU is visible",
+                cuda_compiled() ? " (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+                                : " (this binary was built without CUDA)");
+    return c10::Device(c10::kCPU);
+  }
+  const auto index = static_cast<c10::DeviceIndex>(local_rank % n);
+#ifdef DTUNE_HAVE_CUDA
+  c10::cuda::set_device(index);
+#endif
+  return c10::Device(c10::kCUDA, index);
+}
+
+}  // namespace dtune::dist

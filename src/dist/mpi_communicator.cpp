@@ -1,0 +1,114 @@
+// The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers on
+// MPI_COMM_WORLD. fp16/bf16 (no MPI type) are reduced through an fp32 copy.
+#include "dtune/dist/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "dtune/core/error.h"
+#include "dtune/dist/check.h"
+
+namespace dtune::dist {
+namespace {
+
+MPI_Datatype mpi_type(c10::ScalarType t) {
+  switch (t) {
+    case c10::ScalarType::Float: return MPI_FLOAT;
+    case c10::ScalarType::Double: return MPI_DOUBLE;
+    case c10::ScalarType::Int: return MPI_INT32_T;
+    case c10::ScalarType::Long: return MPI_INT64_T;
+    case c10::ScalarType::Short: return MPI_INT16_T;
+    case c10::ScalarType::Char: return MPI_INT8_T;
+    case c10::ScalarType::Byte: return MPI_UINT8_T;
+    case c10::ScalarType::Bool: return MPI_C_BOOL;
+    default: return MPI_DATATYPE_NULL;
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
+
+void check_cpu_contiguous(const at::Tensor& t, const char* what) {
+  DTUNE_CHECK(t.defined(), what, ": tensor is undefined");
+  DTUNE_CHECK(t.device().is_cpu(), what, " (MPI backend) needs a CPU tensor, got ", t.device(),
+              "; use the NCCL communicator for GPU tensors");
+  DTUNE_CHECK(t.is_contiguous(), what, " needs a contiguous tensor");
+}
+
+// MPI counts are int: large buffers go in chunks of at most INT_MAX / 2 elements.
+constexpr int64_t kMaxChunk = INT_MAX / 2;
+
+}  // namespace
+
+int MpiCommunicator::rank() const {
+  int r = 0;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r));
+  return r;
+}
+
+int MpiCommunicator::world_size() const {
+  int s = 1;
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &s));
+  return s;
+}
+
+void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
+  check_cpu_contiguous(tensor, "all_reduce");
+  const auto st = tensor.scalar_type();
+  if (st == c10::ScalarType::Half || st == c10::ScalarType::BFloat16) {
+    at::Tensor wide = tensor.to(at::kFloat);
+    all_reduce(wide, op);
+    tensor.copy_(wide);
+    return;
+  }
+  MPI_Datatype type = mpi_type(st);
+  DTUNE_CHECK(type != MPI_DATATYPE_NULL, "all_reduce: dtype ", st, " is not supported by the MPI backend");
+  DTUNE_CHECK(!(st == c10::ScalarType::Bool && op != ReduceOp::kMax),
+              "all_reduce: bool tensors support only ReduceOp::kMax");
+  DTUNE_CHECK(!(op == ReduceOp::kAvg && !at::isFloatingType(st)),
+              "all_reduce: ReduceOp::kAvg needs a floating-point tensor, got ", st);
+  const int64_t n = tensor.numel();
+  const int64_t itemsize = static_cast<int64_t>(tensor.element_size());
+  auto* base = static_cast<char*>(tensor.data_ptr());
+  for (int64_t off = 0; off < n; off += kMaxChunk) {
+    const int count = static_cast<int>(std::min(kMaxChunk, n - off));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), MPI_COMM_WORLD));
+  }
+  if (op == ReduceOp::kAvg && n > 0) tensor.div_(world_size());
+}
+
+void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
+  check_cpu_contiguous(tensor, "broadcast");
+  DTUNE_CHECK(root >= 0 && root < world_size(), "broadcast root ", root, " out of range");
+  // Broadcast moves bytes, so any dtype works.
+  const int64_t bytes = tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  auto* base = static_cast<char*>(tensor.data_ptr());
+  for (int64_t off = 0; off < bytes; off += kMaxChunk) {
+    const int count = static_cast<int>(std::min(kMaxChunk, bytes - off));
+    MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+  }
+}
+
+void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+
+double MpiCommunicator::all_reduce_scalar(double value, ReduceOp op) {
+  double out = 0.0;
+  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD));
+  return op == ReduceOp::kAvg ? out / world_size() : out;
+}
+
+void MpiCommunicator::broadcast_string(std::string& bytes, int root) {
+  DTUNE_CHECK(root >= 0 && root < world_size(), "broadcast root ", root, " out of range");
+  int64_t size = static_cast<int64_t>(bytes.size());
+  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD));
+  bytes.resize(static_cast<size_t>(size));
+  for (int64_t off = 0; off < size; off += kMaxChunk) {
+    const int count = static_cast<int>(std::min(kMaxChunk, size - off));
+    MPI_CHECK(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+  }
+}
+
+}  // namespace dtune::dist

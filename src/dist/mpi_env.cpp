@@ -1,0 +1,70 @@
+// MPI start-up/tear-down, node-local rank discovery and job-wide abort.
+#include "dtune/dist/mpi_env.h"
+
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "dtune/core/log.h"
+#include "dtune/dist/check.h"
+#include "dtune/dist/mpi_communicator.h"
+
+namespace dtune::dist {
+
+MpiEnv::MpiEnv(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_CHECK(MPI_Initialized(&initialized));
+  if (!initialized) {
+    int provided = 0;
+    // FUNNELED: only the main thread calls MPI (the NCCL watchdog thread only aborts).
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    owns_mpi_ = true;
+  }
+  // Return codes instead of MPI's default abort-with-a-terse-message, so MPI_CHECK reports.
+  MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
+  MPI_Comm local = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local));
+  MPI_CHECK(MPI_Comm_rank(local, &local_rank_));
+  MPI_CHECK(MPI_Comm_size(local, &local_size_));
+  MPI_CHECK(MPI_Comm_free(&local));
+  log::set_rank(rank_, world_size_);
+}
+
+MpiEnv::~MpiEnv() {
+  if (!owns_mpi_) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();  // destructor: nothing useful to do with a failure here
+}
+
+std::string MpiEnv::hostname() const {
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  MPI_CHECK(MPI_Get_processor_name(name, &len));
+  return std::string(name, static_cast<size_t>(len));
+}
+
+std::unique_ptr<Communicator> MpiEnv::make_mpi_communicator() const {
+  return std::make_unique<MpiCommunicator>();
+}
+
+bool mpi_active() {
+  int initialized = 0, finalized = 0;
+  if (MPI_Initialized(&initialized) != MPI_SUCCESS) return false;
+  if (MPI_Finalized(&finalized) != MPI_SUCCESS) return false;
+  return initialized && !finalized;
+}
+
+void abort_job(int exit_code) {
+  if (!mpi_active()) return;
+  int size = 1;
+  if (MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS || size <= 1) return;
+  // Peers may be blocked in a collective: take the whole job down rather than hang it.
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort should not return; make sure this process ends anyway
+}
+
+}  // namespace dtune::dist

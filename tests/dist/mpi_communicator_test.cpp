@@ -1,0 +1,129 @@
+// Multi-rank test (run by ctest under mpirun -np 2 and -np 4): all-reduce, broadcast and the
+// host helpers of the MPI communicator give exact results for several dtypes and sizes.
+#include "dtune/dist/mpi_communicator.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <ATen/ATen.h>
+
+#include "dtune/core/error.h"
+#include "dtune/dist/mpi_env.h"
+
+using dtune::dist::ReduceOp;
+
+namespace {
+
+// One MpiEnv per process, created before the first test and finalized at exit.
+struct MpiFixture {
+  MpiFixture() {
+    static int argc = 0;
+    static char** argv = nullptr;
+    env = std::make_unique<dtune::dist::MpiEnv>(&argc, &argv);
+  }
+  ~MpiFixture() { env.reset(); }
+  static std::unique_ptr<dtune::dist::MpiEnv> env;
+};
+std::unique_ptr<dtune::dist::MpiEnv> MpiFixture::env;
+
+// Values that are exact in every tested dtype (small integers): rank r, element i -> (r+1)*(i%7+1).
+at::Tensor rank_values(int rank, int64_t n, at::ScalarType dtype) {
+  return ((at::arange(n, at::kLong) % 7 + 1) * (rank + 1)).to(dtype);
+}
+
+const int64_t kSizes[] = {0, 1, 7, 1023, 100003};
+const at::ScalarType kDtypes[] = {at::kFloat, at::kDouble, at::kInt, at::kLong, at::kHalf, at::kBFloat16, at::kByte};
+
+}  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(MpiFixture);
+
+BOOST_AUTO_TEST_CASE(env_reports_ranks) {
+  auto& env = *MpiFixture::env;
+  BOOST_TEST(env.world_size() >= 1);
+  BOOST_TEST(env.rank() >= 0);
+  BOOST_TEST(env.rank() < env.world_size());
+  // One host in tests: the node-local rank equals the world rank.
+  BOOST_TEST(env.local_rank() == env.rank());
+  BOOST_TEST(env.local_size() == env.world_size());
+}
+
+BOOST_AUTO_TEST_CASE(all_reduce_sum_is_exact) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  for (auto dtype : kDtypes) {
+    for (int64_t n : kSizes) {
+      at::Tensor t = rank_values(comm->rank(), n, dtype);
+      comm->all_reduce(t, ReduceOp::kSum);
+      // sum over r of (r+1) = w(w+1)/2; uint8 holds (w(w+1)/2)*7 = 70 at most for w = 4.
+      at::Tensor want = ((at::arange(n, at::kLong) % 7 + 1) * (w * (w + 1) / 2)).to(dtype);
+      BOOST_TEST(t.scalar_type() == dtype);
+      BOOST_TEST(at::equal(t, want), "dtype " << dtype << " n " << n);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(all_reduce_avg_and_max) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    at::Tensor t = rank_values(comm->rank(), 1023, dtype);
+    comm->all_reduce(t, ReduceOp::kAvg);
+    // mean of (r+1) = (w+1)/2: exact in binary for w in {1, 2, 4} times small integers.
+    at::Tensor want = ((at::arange(1023, at::kDouble).remainder(7) + 1) * ((w + 1) / 2.0)).to(dtype);
+    BOOST_TEST(at::equal(t, want), "avg dtype " << dtype);
+  }
+  for (auto dtype : {at::kFloat, at::kInt, at::kLong}) {
+    at::Tensor t = rank_values(comm->rank(), 77, dtype);
+    comm->all_reduce(t, ReduceOp::kMax);
+    BOOST_TEST(at::equal(t, rank_values(w - 1, 77, dtype)), "max dtype " << dtype);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(all_reduce_rejects_bad_input) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  at::Tensor strided = at::ones({4, 4}).t();
+  BOOST_CHECK_THROW(comm->all_reduce(strided, ReduceOp::kSum), dtune::Error);
+  at::Tensor ints = at::ones({4}, at::kInt);
+  BOOST_CHECK_THROW(comm->all_reduce(ints, ReduceOp::kAvg), dtune::Error);
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_from_every_root) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  for (int root = 0; root < comm->world_size(); ++root) {
+    for (auto dtype : kDtypes) {
+      for (int64_t n : kSizes) {
+        at::Tensor t = rank_values(comm->rank(), n, dtype);
+        comm->broadcast(t, root);
+        BOOST_TEST(at::equal(t, rank_values(root, n, dtype)), "root " << root << " dtype " << dtype << " n " << n);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(host_helpers) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  const int r = comm->rank();
+  BOOST_TEST(comm->all_reduce_scalar(r + 1.0, ReduceOp::kSum) == w * (w + 1) / 2.0);
+  BOOST_TEST(comm->all_reduce_scalar(r + 1.0, ReduceOp::kMax) == static_cast<double>(w));
+  BOOST_TEST(comm->all_reduce_scalar(r + 1.0, ReduceOp::kAvg) == (w + 1) / 2.0);
+  BOOST_TEST(comm->any(r == w - 1) == true);
+  BOOST_TEST(comm->any(false) == false);
+  std::string s = r == 0 ? std::string("config from rank 0\n\0with a nul", 30) : std::string("x");
+  comm->broadcast_string(s, 0);
+  BOOST_TEST(s == std::string("config from rank 0\n\0with a nul", 30));
+  std::string empty = r == 0 ? "" : "not empty";
+  comm->broadcast_string(empty, 0);
+  BOOST_TEST(empty.empty());
+  comm->barrier();
+}
+
+BOOST_AUTO_TEST_CASE(single_process_communicator_is_identity) {
+  auto comm = dtune::dist::make_single_process_communicator();
+  at::Tensor t = rank_values(3, 10, at::kFloat);
+  comm->all_reduce(t, ReduceOp::kSum);
+  BOOST_TEST(at::equal(t, rank_values(3, 10, at::kFloat)));
+  BOOST_TEST(comm->all_reduce_scalar(2.5, ReduceOp::kAvg) == 2.5);
+  BOOST_TEST(comm->world_size() == 1);
+  BOOST_CHECK_THROW(comm->broadcast(t, 1), dtune::Error);
+}
