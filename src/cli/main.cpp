@@ -14,7 +14,12 @@ using dtune::cli::Command;
 // Only subcommands that exist are listed; `dtune --help` prints this table.
 constexpr Command kCommands[] = {
     {"config", "resolve, validate and print a run config (INI + --section.key=value)", dtune::cli::run_config},
+    {"train", "LoRA fine-tuning under MPI: mpirun -np N dtune train --config X.ini", dtune::cli::run_train},
     {"info", "show the build: version, libtorch, MPI, CUDA/NCCL, visible devices", dtune::cli::run_info},
+    {"generate", "text from a model (+ adapter) with a KV cache and the recipe's sampling knobs", dtune::cli::run_generate},
+    {"merge", "fold a PEFT LoRA adapter into its base model: a plain Hugging Face folder", dtune::cli::run_merge},
+    {"pretokenize", "tokenize a JSON/JSONL dataset through a prompt template into one HDF5 file", dtune::cli::run_pretokenize},
+    {"tokenize", "JSON Lines text -> token ids (or ids -> text with --decode), tokenizers-exact", dtune::cli::run_tokenize},
 };
 
 void print_usage(std::FILE* out) {

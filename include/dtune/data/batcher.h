@@ -1,0 +1,86 @@
+// Turns this rank's rows (ShardSampler order) into micro-batches: padded to the longest row,
+// or packed into fixed-length sequences. Plain std::vector data; the trainer makes tensors.
+#pragma once
+
+#include "dtune/core/ignore_index.h"  // kIgnoreIndex
+
+#include <cstdint>
+#include <vector>
+
+#include "dtune/data/hdf5_dataset.h"
+#include "dtune/data/sampler.h"
+
+namespace dtune {
+
+
+// One micro-batch. Every (B, T) array is row-major, B = batch_size, T = seq_len. Labels are
+// NOT shifted: labels[b, t] is the id at t when the loss is taken on it, else kIgnoreIndex
+// (prompt tokens, padding, and the first token of every row, which has nothing before it in
+// its row to be predicted from). The trainer shifts (logits at t-1 predict labels at t).
+struct Batch {
+  int64_t batch_size = 0;                // B: rows (padded) or packed sequences
+  int64_t seq_len = 0;                   // T: longest row (padded) or pack_length (packed)
+  std::vector<int32_t> input_ids;        // (B, T); padding = BatcherOptions::pad_id
+  std::vector<int32_t> labels;           // (B, T); see above
+  std::vector<int32_t> attention_mask;   // (B, T); 1 = real token, 0 = padding
+  std::vector<int32_t> position_ids;     // (B, T); 0.. within each row, restarting per packed
+                                         // row; 0 on padding
+  std::vector<int32_t> sequence_ids;     // (B, T); index of the row within its sequence
+                                         // (always 0 when padded), -1 on padding. Attention
+                                         // must stay within equal ids (block-diagonal).
+  std::vector<int32_t> cu_seqlens;       // (n_segments + 1): start of each segment in the
+                                         // flattened B*T layout, last = B*T. A segment is one
+                                         // row or one run of padding (flash-attn varlen form).
+  int32_t max_segment_len = 0;           // longest segment, for varlen kernels
+  std::vector<int32_t> lengths;          // (B): real tokens per sequence (padded: row length)
+  std::vector<int64_t> rows;             // dataset row indices in this batch, in order
+  int64_t num_loss_tokens = 0;           // labels != kIgnoreIndex
+};
+
+struct BatcherOptions {
+  int64_t batch_size = 1;    // rows (padded) or sequences (packed) per micro-batch
+  bool pack = false;         // true: pack rows into sequences of pack_length tokens
+  int64_t pack_length = 0;   // tokens per packed sequence; rows longer are cut to it
+  // Padded mode: sort rows by length (longest first) within windows of this many micro-batches,
+  // so a batch holds rows of similar length (less padding). 0 or 1: file/shuffle order.
+  // Longest-first also surfaces an out-of-memory in the first steps.
+  int64_t group_window = 0;
+  int32_t pad_id = 0;        // id written into padding (masked; any valid id works)
+};
+
+// Steps per epoch: padded, ceil(rows_per_rank / batch_size) on every rank (the last batch may
+// hold fewer rows). Packed, it depends on the rows' lengths, so ranks can differ: the trainer
+// takes the minimum of batches_in_epoch() over ranks (all-reduce) and stops there.
+class Batcher {
+ public:
+  // data and sampler must outlive the batcher.
+  Batcher(const Hdf5Dataset& data, const ShardSampler& sampler, BatcherOptions options);
+
+  // Fills the next micro-batch of the current epoch; false at the end of the epoch, and the
+  // state then moves to the start of the next epoch.
+  bool next(Batch& batch);
+  // Micro-batches this rank yields in epoch (from row lengths only; reads no tokens).
+  int64_t batches_in_epoch(int64_t epoch) const;
+
+  // The position after the last batch returned; restore() with it continues exactly there.
+  const SamplerState& state() const { return state_; }
+  void restore(const SamplerState& state);
+
+ private:
+  void load_epoch(int64_t epoch);
+  // Rows [position, next) of this epoch's order that form the next batch.
+  int64_t take_packed(int64_t position, const std::vector<int64_t>& order,
+                      std::vector<std::vector<int64_t>>* sequences) const;
+  void fill_padded(const std::vector<int64_t>& rows, Batch& batch);
+  void fill_packed(const std::vector<std::vector<int64_t>>& sequences, Batch& batch);
+
+  const Hdf5Dataset& data_;
+  const ShardSampler& sampler_;
+  BatcherOptions options_;
+  SamplerState state_;
+  int64_t loaded_epoch_ = -1;
+  std::vector<int64_t> order_;  // this rank's rows for loaded_epoch_
+  std::vector<int32_t> row_buf_;
+};
+
+}  // namespace dtune

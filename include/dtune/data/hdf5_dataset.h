@@ -1,0 +1,57 @@
+// Read-only access to one split (/train or /eval) of a pretokenized HDF5 file: the row index
+// is held in memory, token ids are read per row with hyperslab reads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dtune/data/hdf5_format.h"
+
+namespace dtune {
+
+// open() validates before returning: root attributes and format version, that /<split>
+// holds tokens (int32, 1-D), offsets (int64, n_rows+1, offsets[0]=0, non-decreasing,
+// last = tokens length) and prompt_lengths (int32, n_rows, within each row). Token ids are
+// checked against [0, vocab_size) as rows are read (read_row throws naming the row), or for
+// the whole split with validate_all_ids(). Every failure is a dtune::Error naming the file and
+// dataset. Not thread-safe (the HDF5 library is built serial); one reader per thread/rank.
+class Hdf5Dataset {
+ public:
+  // split: "train" or "eval".
+  static Hdf5Dataset open(const std::string& path, const std::string& split);
+  // Attributes of the file without opening a split.
+  static PretokenizedInfo read_info(const std::string& path);
+
+  Hdf5Dataset(Hdf5Dataset&&) noexcept;
+  Hdf5Dataset& operator=(Hdf5Dataset&&) noexcept;
+  ~Hdf5Dataset();
+
+  int64_t num_rows() const { return static_cast<int64_t>(prompt_lengths_.size()); }
+  int64_t num_tokens() const { return offsets_.empty() ? 0 : offsets_.back(); }
+  int64_t row_length(int64_t row) const { return offsets_[row + 1] - offsets_[row]; }
+  int32_t prompt_length(int64_t row) const { return prompt_lengths_[row]; }
+  const PretokenizedInfo& info() const { return info_; }
+  const std::string& path() const { return path_; }
+  const std::string& split() const { return split_; }
+
+  // Token ids of row (0 <= row < num_rows()), replacing out's contents.
+  void read_row(int64_t row, std::vector<int32_t>& out) const;
+  std::vector<int32_t> read_row(int64_t row) const;
+  // Reads every row once (a full pass, for checks after writing); throws on the first bad id.
+  void validate_all_ids() const;
+
+ private:
+  Hdf5Dataset();
+  struct Handles;
+  std::string path_;
+  std::string split_;
+  PretokenizedInfo info_;
+  std::vector<int64_t> offsets_;
+  std::vector<int32_t> prompt_lengths_;
+  std::unique_ptr<Handles> h_;
+};
+
+}  // namespace dtune

@@ -1,0 +1,47 @@
+// The pretokenized HDF5 file: names, version and root attributes shared by the writer
+// (dtune pretokenize) and the reader (Hdf5Dataset). Layout for h5py users: docs/DATA_FORMAT.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dtune {
+
+// Bump when the layout changes incompatibly; the reader rejects other versions.
+constexpr int64_t kDataFormatVersion = 1;
+// Groups: "/train", "/eval". Datasets in each group:
+//   tokens          int32 (n_tokens,)    all rows' ids back to back; chunked, shuffle + gzip
+//   offsets         int64 (n_rows + 1,)  row i is tokens[offsets[i]:offsets[i+1]]; offsets[0]=0
+//   prompt_lengths  int32 (n_rows,)      leading tokens of row i that are prompt (no loss)
+constexpr const char* kTrainGroup = "train";
+constexpr const char* kEvalGroup = "eval";
+constexpr const char* kTokensName = "tokens";
+constexpr const char* kOffsetsName = "offsets";
+constexpr const char* kPromptLengthsName = "prompt_lengths";
+
+// Root attributes of a pretokenized file. Ids are -1 when the tokenizer has no such token.
+struct PretokenizedInfo {
+  int64_t format_version = kDataFormatVersion;
+  std::string dtune_version;     // DTUNE_VERSION of the writer
+  std::string tokenizer_path;    // tokenizer.json as given to pretokenize
+  std::string tokenizer_sha256;  // hex sha256 of the tokenizer.json bytes
+  int64_t vocab_size = 0;        // every id is in [0, vocab_size)
+  int64_t bos_id = -1;
+  int64_t eos_id = -1;
+  int64_t pad_id = -1;
+  std::string template_name;     // preset name or template file path
+  std::string template_text;     // the template, {@completion} marker included
+  std::string add_bos;           // "auto" | "yes" | "no"
+  std::string source_path;       // --input as given
+  std::string source_sha256;     // hex sha256 of the input file bytes
+  int64_t num_train_rows = 0;
+  int64_t num_eval_rows = 0;
+  int64_t num_skipped_rows = 0;    // bad input rows skipped under --skip-bad-rows
+  int64_t num_truncated_rows = 0;  // rows cut to max_length (kept)
+  int64_t num_dropped_rows = 0;    // rows whose prompt alone filled max_length (no loss tokens)
+  int64_t max_length = 0;          // tokens per row at most, BOS and EOS included
+  int64_t seed = 0;                // train/eval split seed
+  double eval_fraction = 0;        // probability that a row goes to /eval
+};
+
+}  // namespace dtune

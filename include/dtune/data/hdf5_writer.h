@@ -1,0 +1,47 @@
+// Writes a pretokenized HDF5 file (layout in hdf5_format.h) by appending rows; the file
+// appears at its final path only when finish() succeeds.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "dtune/data/hdf5_format.h"
+
+namespace dtune {
+
+// Crash-safety contract: data goes to "<path>.tmp-<pid>", renamed to <path> by finish().
+// If finish() is never reached (an exception, a bad row), the destructor removes the temp
+// file and <path> is untouched. Not thread-safe: one writer thread.
+class Hdf5Writer {
+ public:
+  // Throws dtune::Error when the temp file cannot be created (names the folder).
+  explicit Hdf5Writer(const std::string& path);
+  ~Hdf5Writer();
+  Hdf5Writer(const Hdf5Writer&) = delete;
+  Hdf5Writer& operator=(const Hdf5Writer&) = delete;
+
+  // Appends one row to /train (eval=false) or /eval. ids are int32 token ids; prompt_length
+  // must be in [0, ids.size()].
+  void append(bool eval, std::span<const int32_t> ids, int32_t prompt_length);
+  int64_t num_rows(bool eval) const;
+  int64_t num_tokens(bool eval) const;
+
+  // Flushes, writes info as root attributes (row counts taken from what was appended),
+  // closes and renames onto the final path.
+  void finish(PretokenizedInfo info);
+  const std::string& temp_path() const { return temp_path_; }
+
+  // Elements per tokens chunk: 64 Ki ids = 256 KiB, so a random row read decompresses little.
+  static constexpr int64_t kTokenChunk = 1 << 16;
+
+ private:
+  struct Split;
+  std::string path_;
+  std::string temp_path_;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace dtune

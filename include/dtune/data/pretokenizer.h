@@ -1,0 +1,89 @@
+// `dtune pretokenize`: rows of a JSON/JSONL file -> prompt template -> token ids -> one HDF5
+// file with /train and /eval splits (layout in hdf5_format.h and docs/DATA_FORMAT.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dtune/data/prompt_template.h"
+#include "dtune/data/row_reader.h"
+
+namespace dtune {
+
+class Tokenizer;
+
+enum class AddBos {
+  kAuto,  // apply the tokenizer's post-processor to the prompt; a doubled BOS (template text
+          // that already starts with the BOS token) is collapsed to one
+  kYes,   // as auto, then make sure the row starts with the BOS id (error if none exists)
+  kNo,    // no post-processor: the ids are exactly the template text's
+};
+AddBos parse_add_bos(const std::string& value);  // "auto" | "yes" | "no", else dtune::Error
+const char* add_bos_name(AddBos value);
+
+struct PretokenizeOptions {
+  std::string tokenizer_path;   // tokenizer.json or its folder
+  std::string input_path;       // JSON array or JSON Lines of rows
+  std::string output_path;      // the .h5 file to create (replaced only on success)
+  std::string template_name = "recipe";  // a preset; ignored when template_file is set
+  std::string template_file;    // a template file (syntax in prompt_template.h)
+  int64_t max_length = 1024;    // tokens per row at most, BOS/EOS included; longer rows are cut
+  double eval_fraction = 0.05;  // probability of a row going to /eval, in [0, 1)
+  uint64_t seed = 42;           // fixes the train/eval split
+  int threads = 0;              // tokenizer threads; 0 = all hardware threads
+  bool skip_bad_rows = false;   // bad input rows become counted warnings instead of errors
+  AddBos add_bos = AddBos::kAuto;
+  int64_t rows_per_batch = 64;  // rows per work item handed to a tokenizer thread
+  int64_t max_batches_in_flight = 0;  // read but not yet written; 0 = 4 * threads. Bounds memory.
+  bool show_progress = true;    // progress bar (TTY) or a line every 10 s (otherwise)
+
+  // Throws dtune::Error naming the option when a value or combination is invalid.
+  void validate() const;
+};
+
+struct PretokenizeStats {
+  int64_t rows_written = 0;  // train + eval
+  int64_t train_rows = 0;
+  int64_t eval_rows = 0;
+  int64_t skipped_rows = 0;
+  int64_t truncated_rows = 0;
+  int64_t dropped_rows = 0;  // prompt alone reached max_length: nothing to learn from
+  int64_t tokens = 0;
+  double seconds = 0;
+};
+
+// One row's ids: prompt ids, then completion ids, then EOS, cut to max_length.
+struct TokenizedRow {
+  std::vector<int32_t> ids;
+  int32_t prompt_length = 0;  // leading ids that take no loss (<= ids.size())
+  bool truncated = false;
+};
+
+// The per-row step, separate so that tests check it without files. Thread-safe (const).
+class RowTokenizer {
+ public:
+  // Throws dtune::Error when the tokenizer lacks an EOS (or a BOS with AddBos::kYes).
+  RowTokenizer(const Tokenizer& tokenizer, const PromptTemplate& tmpl, AddBos add_bos,
+               int64_t max_length);
+  // values: the template's fields() in order.
+  void tokenize(const std::vector<std::string>& values, TokenizedRow& out) const;
+
+ private:
+  const Tokenizer& tokenizer_;
+  const PromptTemplate& template_;
+  AddBos add_bos_;
+  int64_t max_length_;
+  int32_t bos_ = -1;
+  int32_t eos_ = -1;
+};
+
+// Deterministic split: row_number (1-based in the input file, bad rows counted) and seed give
+// the same answer on every machine; about eval_fraction of rows go to eval.
+bool is_eval_row(int64_t row_number, uint64_t seed, double eval_fraction);
+
+// Runs the whole pipeline: one reader (this thread), `threads` tokenizer threads, one writer
+// thread; output row order = input order. Throws dtune::Error; no output file then.
+PretokenizeStats pretokenize(const PretokenizeOptions& options);
+
+}  // namespace dtune

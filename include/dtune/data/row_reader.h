@@ -1,0 +1,94 @@
+// Streams rows (JSON objects with string fields) from a JSON array file or a JSON Lines file,
+// one row at a time, so that a multi-GB export never sits in memory whole.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtune/data/sha256.h"
+
+namespace dtune {
+
+// One row: the requested fields' values, in the order the reader was asked for them.
+struct Row {
+  int64_t number = 0;               // 1-based position in the file (array element / JSONL row)
+  std::vector<std::string> values;  // values[i] is the field fields[i] (UTF-8 checked)
+};
+
+struct RowReaderOptions {
+  // Field names every row must carry as JSON strings; extra fields are ignored.
+  std::vector<std::string> fields;
+  // false: the first bad row throws dtune::Error. true: bad rows are logged as warnings
+  // (first kMaxLoggedBadRows of them), counted in skipped_rows(), and reading goes on.
+  bool skip_bad_rows = false;
+};
+
+// Format is auto-detected by the first non-space byte (a UTF-8 BOM is ignored): '[' means a
+// JSON array of objects, '{' means JSON Lines (one object per non-blank line).
+// Errors name the file, the 1-based row number, the line, and the field, e.g.
+//   data.json: row 7 (line 31): field "Response" is missing; every row needs ...
+// Kinds: malformed JSON, missing field, non-string field, invalid UTF-8, empty file,
+// not an object. An empty file and a truncated array are errors even with skip_bad_rows.
+class RowReader {
+ public:
+  static constexpr int kMaxLoggedBadRows = 20;
+
+  RowReader(const std::string& path, RowReaderOptions options);
+  ~RowReader();
+  RowReader(const RowReader&) = delete;
+  RowReader& operator=(const RowReader&) = delete;
+
+  // Fills row with the next good row; false at end of input. Throws dtune::Error on a bad
+  // row (unless skip_bad_rows) and on I/O errors.
+  bool next(Row& row);
+
+  int64_t rows_read() const { return rows_seen_ - skipped_; }  // good rows returned so far
+  int64_t skipped_rows() const { return skipped_; }
+  bool is_json_lines() const { return json_lines_; }
+  int64_t bytes_read() const { return bytes_consumed_; }  // for progress reporting
+  int64_t file_size() const { return file_size_; }
+  // Hex sha256 of every byte of the file; valid only after next() returned false.
+  const std::string& sha256() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  int peek_byte();  // next byte without consuming it, or -1 at end of file
+  int take_byte();  // consumes one byte (counts lines), or -1 at end of file
+  void skip_space();
+  // Reads the bytes of one array element up to (not including) the ',' or ']' that ends it,
+  // at bracket depth 0 outside strings. Returns false at end of file.
+  bool read_array_element(std::string& out, int64_t& start_line);
+  bool read_json_line(std::string& out, int64_t& start_line);
+  // Parses and validates one row's bytes; returns false (after counting) when skipped.
+  bool parse_row(const std::string& bytes, int64_t start_line, Row& row);
+  [[noreturn]] void fail(int64_t line, const std::string& what) const;
+  void report_bad_row(int64_t line, const std::string& what);
+  void fill_buffer();
+
+  std::string path_;
+  RowReaderOptions options_;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file_;
+  std::vector<char> buffer_;
+  size_t buffer_pos_ = 0;
+  size_t buffer_len_ = 0;
+  bool eof_ = false;
+  bool json_lines_ = false;
+  bool array_closed_ = false;
+  int64_t line_ = 1;
+  int64_t rows_seen_ = 0;
+  int64_t skipped_ = 0;
+  int64_t bytes_consumed_ = 0;
+  int64_t file_size_ = 0;
+  Sha256 hasher_;
+  std::string digest_;
+  std::string element_;  // reused buffer for one row's bytes
+};
+
+// Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above
+// U+10FFFF included), or -1 when bytes are valid UTF-8.
+int64_t find_invalid_utf8(std::string_view bytes);
+
+}  // namespace dtune

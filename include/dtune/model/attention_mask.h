@@ -1,0 +1,46 @@
+// Which keys each query may attend to: plain causal, causal with padding, or packed rows
+// (block-diagonal causal from per-token sequence ids). Also the matching position ids.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace dtune {
+
+class AttentionMask {
+ public:
+  enum class Kind { kCausal, kPadding, kPacked };
+
+  // Every token is real; query t sees keys 0..t. Fastest (SDPA is_causal, no mask tensor).
+  static AttentionMask causal();
+  // valid (B, T) bool or integer, 1 = real token, 0 = padding (HF's attention_mask); left or
+  // right padding. Query t sees real keys 0..t. A padding query sees itself (so no softmax row
+  // is empty); its outputs are meaningless and must carry no loss.
+  static AttentionMask padding(const at::Tensor& valid);
+  // sequence_ids (B, T) int64: tokens of one packed sequence share an id and are contiguous.
+  // Query t sees keys j <= t with the same id, so attention never crosses sequences. Pad tokens
+  // may use any id (e.g. -1); they only see their own id.
+  static AttentionMask packed(const at::Tensor& sequence_ids);
+
+  Kind kind() const { return kind_; }
+  const at::Tensor& tensor() const { return tensor_; }  // valid or sequence ids; undefined if causal
+
+  // Boolean SDPA mask (B, 1, T_q, T_k), true = attend, for queries at key slots
+  // [T_k - T_q, T_k). key_valid (B, T_k) bool marks real keys (undefined = all real) and
+  // replaces the padding tensor when a KV cache supplies earlier keys. Not for kCausal
+  // without cache (use is_causal) and not for kPacked with a cache.
+  at::Tensor build_sdpa_mask(int64_t q_len, const at::Tensor& key_valid) const;
+
+ private:
+  Kind kind_ = Kind::kCausal;
+  at::Tensor tensor_;
+};
+
+// Position ids (B, T) int64 for a padded batch: the running count of real tokens minus one,
+// clamped at 0 (left padding: the first real token gets 0, as HF generate does).
+at::Tensor position_ids_from_padding(const at::Tensor& valid);
+// Position ids (B, T) int64 for packed rows: restart at 0 where the sequence id changes.
+at::Tensor position_ids_from_sequence_ids(const at::Tensor& sequence_ids);
+
+}  // namespace dtune

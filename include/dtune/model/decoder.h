@@ -1,0 +1,101 @@
+// The Llama / Qwen2 decoder-only transformer, written functionally with at:: ops on weights it
+// owns: embedding, N pre-norm layers (RMSNorm, GQA attention with RoPE, SwiGLU MLP), final
+// norm, LM head (tied or untied). Base weights are frozen; LoRA adapters are optional.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "dtune/io/model_config.h"
+#include "dtune/lora/lora_adapter.h"
+#include "dtune/model/attention_mask.h"
+#include "dtune/model/kv_cache.h"
+#include "dtune/model/layers.h"
+#include "dtune/model/lm_loss.h"
+#include "dtune/model/rope.h"
+
+namespace dtune {
+
+class WeightStore;
+
+struct DecoderOptions {
+  c10::ScalarType dtype = c10::ScalarType::Float;  // base weights and activations: fp32/fp16/bf16
+  c10::Device device = c10::Device(c10::DeviceType::CPU);
+  bool activation_checkpointing = false;  // recompute each layer in backward (less memory)
+  int64_t loss_chunk_size = 1024;         // loss tokens per LM-head + CE chunk; lower = less memory
+};
+
+// Reads a weight by HF name ("model.layers.0.self_attn.q_proj.weight") in dtype on device;
+// throws dtune::Error when absent. WeightStore::load fits.
+using WeightLoader =
+    std::function<at::Tensor(const std::string& name, c10::ScalarType dtype, c10::Device device)>;
+
+class Decoder {
+ public:
+  // Loads config.json and the safetensors weights of an HF model folder.
+  static Decoder load(const std::string& model_dir, const DecoderOptions& options = {});
+  // Checks every weight's shape against config and names the weight when one differs.
+  Decoder(const ModelConfig& config, const WeightLoader& load_weight, const DecoderOptions& options);
+
+  // input_ids (B, T) int64, position_ids (B, T) int64 (see attention_mask.h for padded and
+  // packed rows) -> final-normed hidden states (B, T, H) in the model dtype.
+  // With a cache: the T tokens are appended at the cache's slots [length, length + T) and attend
+  // to every earlier real slot; mask must be causal() or padding() (B, T) for the new tokens.
+  at::Tensor forward_hidden(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                            const AttentionMask& mask, KVCache* cache = nullptr);
+
+  // hidden (..., H) -> logits (..., V) in the model dtype (all positions; for generation and
+  // tests; training uses loss()).
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  // Cross-entropy SUM over the positions with a label, and their count. hidden (B, T, H);
+  // labels (B, T) int64 with kIgnoreIndex (-100) where there is no loss.
+  // labels_shifted = false (HF convention): labels[b, t] is the token at t, so position t - 1
+  // predicts it (labels are usually input_ids with the prompt set to -100; the first label of a
+  // row is never used). labels_shifted = true: labels[b, t] is the target of position t.
+  // In packed rows with unshifted labels, the first token of each sequence must be -100 (it
+  // would otherwise be predicted from the previous sequence).
+  LossSum loss(const at::Tensor& hidden, const at::Tensor& labels, bool labels_shifted = false) const;
+
+  // Training mode turns on LoRA dropout. Default: eval.
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+  void set_activation_checkpointing(bool on) { options_.activation_checkpointing = on; }
+
+  // LoRA (see lora_adapter.h for the contracts and PEFT key names).
+  void add_lora(const LoraOptions& options, uint64_t seed);
+  std::vector<std::pair<std::string, at::Tensor>> lora_parameters();
+  void load_lora(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+  void merge_lora();
+  // Every projection with its HF module path, in model order.
+  NamedLinears named_linears();
+
+  // A cache for batch rows and up to max_len tokens (prompt + generated), model dtype/device.
+  KVCache make_kv_cache(int64_t batch, int64_t max_len) const;
+
+  int64_t num_parameters() const;       // base (frozen) parameters; a tied head counts once
+  int64_t num_lora_parameters() const;  // adapter parameters
+  const ModelConfig& config() const { return config_; }
+  const DecoderOptions& options() const { return options_; }
+  const at::Tensor& embed_tokens() const { return embed_tokens_; }  // (V, H)
+  const at::Tensor& lm_head() const { return lm_head_; }            // (V, H), = embed if tied
+
+ private:
+  std::vector<const LoraLinear*> linears() const;  // model order, as named_linears()
+
+  ModelConfig config_;
+  DecoderOptions options_;
+  at::Tensor embed_tokens_;  // (V, H)
+  std::vector<DecoderLayer> layers_;
+  at::Tensor final_norm_;    // (H)
+  at::Tensor lm_head_;       // (V, H)
+  RotaryEmbedding rope_;
+  bool training_ = false;
+};
+
+}  // namespace dtune

@@ -1,0 +1,54 @@
+// The blocks of a Llama/Qwen2 decoder layer, written functionally on tensors the Decoder owns:
+// RMSNorm, GQA self-attention with RoPE, SwiGLU MLP.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "dtune/lora/lora_linear.h"
+
+namespace dtune {
+
+class KVCache;
+
+// HF LlamaRMSNorm: normalise in fp32, cast back to x's dtype, then multiply by weight (in
+// x's dtype). x (..., H), weight (H).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+// What one attention call needs besides the weights.
+struct AttentionInputs {
+  const at::Tensor* cos = nullptr;   // (B, T, head_dim) in the activation dtype
+  const at::Tensor* sin = nullptr;
+  const at::Tensor* mask = nullptr;  // (B, 1, T, T_k) bool, true = attend; null = causal
+  KVCache* cache = nullptr;          // incremental decoding; null in training
+  int64_t layer = 0;                 // index into the cache
+  bool training = false;             // enables LoRA dropout
+};
+
+struct Attention {
+  LoraLinear q_proj, k_proj, v_proj, o_proj;  // q (n_heads*hd, H); k, v (n_kv*hd, H); o (H, n_heads*hd)
+  int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
+
+  // x (B, T, H) -> (B, T, H). GQA through SDPA's enable_gqa (no repeated K/V copies).
+  at::Tensor forward(const at::Tensor& x, const AttentionInputs& in) const;
+};
+
+struct Mlp {
+  LoraLinear gate_proj, up_proj, down_proj;  // gate/up (I, H), down (H, I)
+  // x (B, T, H) -> (B, T, H): down(silu(gate(x)) * up(x)).
+  at::Tensor forward(const at::Tensor& x, bool training) const;
+};
+
+struct DecoderLayer {
+  at::Tensor input_norm;          // (H)
+  at::Tensor post_attention_norm; // (H)
+  Attention attention;
+  Mlp mlp;
+  double eps = 1e-6;
+
+  // Pre-norm residual block: h + attn(norm(h)), then + mlp(norm(.)). h (B, T, H).
+  at::Tensor forward(const at::Tensor& h, const AttentionInputs& in) const;
+};
+
+}  // namespace dtune

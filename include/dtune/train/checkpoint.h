@@ -1,0 +1,61 @@
+// Checkpoints: output_dir/checkpoint-STEP/ holds the PEFT adapter (adapter_config.json +
+// adapter_model.safetensors, loadable by PeftModel.from_pretrained) and the trainer state
+// (trainer_state.json, optimizer.safetensors, rank_states.json, config.ini). It is written under
+// a temporary name and renamed once every rank has handed in its part, so a checkpoint-STEP
+// folder is always complete; the previous ones stay intact if a write fails.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "dtune/io/peft_adapter.h"
+
+namespace dtune {
+
+namespace dist {
+class Communicator;
+}
+
+// What one rank contributes: its reader position and RNG states (JSON).
+using RankState = nlohmann::json;
+
+struct CheckpointData {
+  int64_t step = 0;                 // optimizer steps completed
+  nlohmann::json trainer;           // step, epoch, scaler, schedule... (trainer_state.json)
+  AdapterConfig adapter_config;
+  std::vector<std::pair<std::string, at::Tensor>> adapter;  // PEFT names -> fp32 tensors
+  std::vector<std::pair<std::string, at::Tensor>> optimizer;  // exp_avg, exp_avg_sq, ...
+  std::string config_ini;           // the resolved config
+};
+
+struct LoadedCheckpoint {
+  std::string path;
+  nlohmann::json trainer;
+  std::vector<std::pair<std::string, at::Tensor>> adapter;    // on the requested device
+  std::vector<std::pair<std::string, at::Tensor>> optimizer;  // on the requested device
+  RankState rank_state;              // this rank's
+};
+
+// REQUIRES: called on every rank. Rank 0 writes; the others send their RankState to rank 0.
+// Keeps the newest keep_last checkpoints. Returns the final path.
+std::string save_checkpoint(dist::Communicator& comm, const std::string& output_dir, const CheckpointData& data,
+                            const RankState& rank_state, int64_t keep_last);
+
+// "latest" -> the newest complete checkpoint-N in output_dir (nullopt when none); a path ->
+// that checkpoint (Error if it is not a complete checkpoint).
+std::optional<std::string> find_checkpoint(const std::string& output_dir, const std::string& resume);
+
+// Every rank reads the checkpoint (a shared file system, as for the output folder).
+LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_size, c10::Device device);
+
+// Serialises the default generator of device (dropout RNG) as hex, and restores it.
+std::string save_rng_state(c10::Device device);
+void restore_rng_state(c10::Device device, const std::string& hex);
+
+}  // namespace dtune

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Reference values for dtune's trainer tests, from transformers and torch (the oracle).
+
+  train_oracle.py schedule KIND TOTAL WARMUP_STEPS WARMUP_RATIO   -> JSON list of per-step LRs
+  train_oracle.py adamw OUT.safetensors                           -> params/grads/results of 3 steps
+  train_oracle.py eval-loss MODEL ADAPTER DATA.h5                 -> {"base": .., "adapter": ..}
+  train_oracle.py load-adapter MODEL ADAPTER                      -> exits 0 when peft loads it
+"""
+import json
+import math
+import sys
+
+
+def schedule(kind, total, warmup_steps, warmup_ratio):
+    import torch
+    from transformers import get_scheduler
+
+    warmup = warmup_steps if warmup_steps > 0 else math.ceil(total * warmup_ratio)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1e-3)
+    sched = get_scheduler(kind if kind != "constant" else "constant_with_warmup", opt,
+                          num_warmup_steps=warmup, num_training_steps=total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    print(json.dumps(lrs))
+
+
+def adamw(out):
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    n = 1000
+    p0 = torch.randn(n, generator=g)
+    grads = [torch.randn(n, generator=g) * s for s in (1.0, 0.01, 3.0)]
+    p = torch.nn.Parameter(p0.clone())
+    opt = torch.optim.AdamW([p], lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=False)
+    tensors = {"p0": p0}
+    for i, gr in enumerate(grads):
+        p.grad = gr.clone()
+        opt.step()
+        tensors[f"grad{i}"] = gr
+        tensors[f"p{i + 1}"] = p.detach().clone()
+    st = opt.state[p]
+    tensors["exp_avg"] = st["exp_avg"]
+    tensors["exp_avg_sq"] = st["exp_avg_sq"]
+    save_file(tensors, out)
+
+
+def eval_rows(data):
+    import h5py
+    with h5py.File(data, "r") as f:
+        g = f["eval"]
+        tokens, offsets, prompt = g["tokens"][:], g["offsets"][:], g["prompt_lengths"][:]
+    return [(tokens[offsets[i]:offsets[i + 1]], int(prompt[i])) for i in range(len(prompt))]
+
+
+def loss_sum(model, rows):
+    """Sum of token cross-entropies over completion tokens, and their count (as dtune counts:
+    every position after the prompt predicts its token)."""
+    import torch
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, plen in rows:
+            x = torch.tensor(ids, dtype=torch.long)[None]
+            logits = model(input_ids=x).logits[0].float()
+            start = max(plen, 1)
+            tgt = x[0, start:]
+            logp = torch.log_softmax(logits[start - 1:-1], dim=-1)
+            total += float(-logp.gather(1, tgt[:, None]).sum())
+            count += tgt.numel()
+    return total, count
+
+
+def eval_loss(model_dir, adapter_dir, data):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    rows = eval_rows(data)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    b_sum, n = loss_sum(base, rows)
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    a_sum, _ = loss_sum(model, rows)
+    print(json.dumps({"base": b_sum / n, "adapter": a_sum / n, "tokens": n}))
+
+
+def load_adapter(model_dir, adapter_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    PeftModel.from_pretrained(base, adapter_dir)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "schedule":
+        schedule(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif cmd == "adamw":
+        adamw(sys.argv[2])
+    elif cmd == "eval-loss":
+        eval_loss(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "load-adapter":
+        load_adapter(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(f"unknown command {cmd}")

@@ -1,0 +1,133 @@
+// Private HDF5 helpers: error stack capture, handle closing, scalar attributes.
+#include "h5_util.h"
+
+#include <mutex>
+#include <vector>
+
+namespace dtune::h5 {
+namespace {
+
+herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
+  auto* out = static_cast<std::string*>(client);
+  if (err->desc != nullptr && err->desc[0] != '\0') {
+    // The stack is walked innermost first; keep the two innermost reasons, they are specific.
+    if (n < 2) *out += std::string(out->empty() ? "" : "; ") + err->desc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void silence_errors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+std::string error_stack() {
+  std::string out;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, &collect_error, &out);
+  H5Eclear2(H5E_DEFAULT);
+  return out;
+}
+
+void throw_error(const std::string& what, const char* file, int line) {
+  const std::string reason = error_stack();
+  throw Error(str(what, reason.empty() ? "" : " (HDF5: " + reason + ")", " [", file, ":", line,
+                  "]"));
+}
+
+herr_t Handle::reset() {
+  if (id_ < 0) return 0;
+  herr_t rc = -1;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: rc = H5Fclose(id_); break;
+    case H5I_GROUP: rc = H5Gclose(id_); break;
+    case H5I_DATASET: rc = H5Dclose(id_); break;
+    case H5I_DATASPACE: rc = H5Sclose(id_); break;
+    case H5I_DATATYPE: rc = H5Tclose(id_); break;
+    case H5I_GENPROP_LST: rc = H5Pclose(id_); break;
+    case H5I_ATTR: rc = H5Aclose(id_); break;
+    default: rc = H5Idec_ref(id_) < 0 ? -1 : 0; break;
+  }
+  id_ = -1;
+  return rc;
+}
+
+namespace {
+
+Handle make_string_type() {
+  Handle type(H5_CHECK(H5Tcopy(H5T_C_S1), "HDF5: copying the string type"));
+  H5_CHECK(H5Tset_size(type.get(), H5T_VARIABLE), "HDF5: variable-length string type");
+  H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8), "HDF5: UTF-8 string type");
+  return type;
+}
+
+void write_scalar(hid_t obj, const char* name, hid_t type, const void* value) {
+  Handle space(H5_CHECK(H5Screate(H5S_SCALAR), "HDF5: scalar dataspace for attribute ", name));
+  Handle attr(H5_CHECK(H5Acreate2(obj, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                       "HDF5: creating attribute ", name));
+  H5_CHECK(H5Awrite(attr.get(), type, value), "HDF5: writing attribute ", name);
+}
+
+Handle open_attr(hid_t obj, const char* name, const std::string& file) {
+  DTUNE_CHECK(has_attr(obj, name), file, ": attribute '", name, "' is missing; the file was not ",
+              "written by `dtune pretokenize` or is from an incompatible version; re-run it");
+  return Handle(H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT), file, ": opening attribute ", name));
+}
+
+void check_attr_class(hid_t attr, H5T_class_t want, const char* name, const std::string& file) {
+  Handle type(H5_CHECK(H5Aget_type(attr), file, ": type of attribute ", name));
+  DTUNE_CHECK(H5Tget_class(type.get()) == want, file, ": attribute '", name,
+              "' has the wrong type; the file is corrupt or not from `dtune pretokenize`");
+}
+
+}  // namespace
+
+void write_attr(hid_t obj, const char* name, const std::string& value) {
+  Handle type = make_string_type();
+  const char* p = value.c_str();
+  write_scalar(obj, name, type.get(), &p);
+}
+
+void write_attr(hid_t obj, const char* name, int64_t value) {
+  write_scalar(obj, name, H5T_NATIVE_INT64, &value);
+}
+
+void write_attr(hid_t obj, const char* name, double value) {
+  write_scalar(obj, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+bool has_attr(hid_t obj, const char* name) {
+  return H5_CHECK(H5Aexists(obj, name), "HDF5: looking up attribute ", name) > 0;
+}
+
+std::string read_attr_string(hid_t obj, const char* name, const std::string& file) {
+  Handle attr = open_attr(obj, name, file);
+  check_attr_class(attr.get(), H5T_STRING, name, file);
+  Handle type = make_string_type();
+  char* p = nullptr;
+  H5_CHECK(H5Aread(attr.get(), type.get(), &p), file, ": reading attribute ", name);
+  std::string value = p != nullptr ? p : "";
+  Handle space(H5_CHECK(H5Aget_space(attr.get()), file, ": attribute space ", name));
+  H5_CHECK(H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, &p), file,
+           ": freeing attribute ", name);
+  return value;
+}
+
+int64_t read_attr_int(hid_t obj, const char* name, const std::string& file) {
+  Handle attr = open_attr(obj, name, file);
+  check_attr_class(attr.get(), H5T_INTEGER, name, file);
+  int64_t value = 0;
+  H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file, ": reading attribute ", name);
+  return value;
+}
+
+double read_attr_double(hid_t obj, const char* name, const std::string& file) {
+  Handle attr = open_attr(obj, name, file);
+  check_attr_class(attr.get(), H5T_FLOAT, name, file);
+  double value = 0;
+  H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value), file, ": reading attribute ", name);
+  return value;
+}
+
+}  // namespace dtune::h5

@@ -1,0 +1,181 @@
+// Validated read-only access to a pretokenized HDF5 split; see hdf5_dataset.h.
+#include "dtune/data/hdf5_dataset.h"
+
+#include <sys/stat.h>
+
+#include "h5_util.h"
+
+namespace dtune {
+namespace {
+
+constexpr size_t kChunkCacheBytes = 32u << 20;  // decompressed tokens chunks kept per reader
+constexpr size_t kChunkCacheSlots = 12421;      // prime, >> chunks in the cache
+
+h5::Handle open_file(const std::string& path) {
+  h5::silence_errors();
+  struct stat st {};
+  DTUNE_CHECK(::stat(path.c_str(), &st) == 0, path,
+              ": no such file; create it with `dtune pretokenize --output ", path, "`");
+  DTUNE_CHECK(H5Fis_hdf5(path.c_str()) > 0, path,
+              ": not an HDF5 file (or its header is damaged); re-run `dtune pretokenize`");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) {
+    h5::throw_error(str(path, ": cannot open as HDF5; the file is truncated or corrupt, re-run ",
+                        "`dtune pretokenize`"), __FILE__, __LINE__);
+  }
+  return h5::Handle(id);
+}
+
+// Opens name in group and checks it is a 1-D dataset of integers of the given byte size.
+h5::Handle open_column(hid_t group, const char* name, size_t elem_size, const std::string& where,
+                       hsize_t& length) {
+  const htri_t exists = H5_CHECK(H5Lexists(group, name, H5P_DEFAULT), where, ": looking up ", name);
+  DTUNE_CHECK(exists > 0, where, "/", name, ": dataset is missing; the file is not a complete ",
+              "`dtune pretokenize` output");
+  h5::Handle dapl(H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS), where, ": access properties"));
+  H5_CHECK(H5Pset_chunk_cache(dapl.get(), kChunkCacheSlots, kChunkCacheBytes, 1.0), where,
+           ": chunk cache");
+  h5::Handle dset(H5_CHECK(H5Dopen2(group, name, dapl.get()), where, "/", name, ": cannot open"));
+  h5::Handle type(H5_CHECK(H5Dget_type(dset.get()), where, "/", name, ": datatype"));
+  DTUNE_CHECK(H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == elem_size &&
+                  H5Tget_sign(type.get()) == H5T_SGN_2,
+              where, "/", name, ": wrong dtype; expected int", elem_size * 8,
+              " (see docs/DATA_FORMAT.md)");
+  h5::Handle space(H5_CHECK(H5Dget_space(dset.get()), where, "/", name, ": dataspace"));
+  DTUNE_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, where, "/", name,
+              ": expected a 1-D dataset");
+  H5_CHECK(H5Sget_simple_extent_dims(space.get(), &length, nullptr), where, "/", name, ": shape");
+  return dset;
+}
+
+template <typename T>
+void read_range(hid_t dset, hid_t mem_type, hsize_t start, hsize_t count, T* out,
+                const std::string& what) {
+  if (count == 0) return;
+  h5::Handle file_space(H5_CHECK(H5Dget_space(dset), what, ": dataspace"));
+  H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr),
+           what, ": selecting [", start, ", ", start + count, ")");
+  h5::Handle mem_space(H5_CHECK(H5Screate_simple(1, &count, nullptr), what, ": memory space"));
+  H5_CHECK(H5Dread(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out), what,
+           ": reading elements [", start, ", ", start + count,
+           "); the file is truncated or corrupt, re-run `dtune pretokenize`");
+}
+
+PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
+  PretokenizedInfo info;
+  info.format_version = h5::read_attr_int(file, "format_version", path);
+  DTUNE_CHECK(info.format_version == kDataFormatVersion, path, ": data format version ",
+              info.format_version, ", this dtune reads version ", kDataFormatVersion,
+              "; re-run `dtune pretokenize` with this dtune");
+  info.dtune_version = h5::read_attr_string(file, "dtune_version", path);
+  info.tokenizer_path = h5::read_attr_string(file, "tokenizer_path", path);
+  info.tokenizer_sha256 = h5::read_attr_string(file, "tokenizer_sha256", path);
+  info.vocab_size = h5::read_attr_int(file, "vocab_size", path);
+  info.bos_id = h5::read_attr_int(file, "bos_id", path);
+  info.eos_id = h5::read_attr_int(file, "eos_id", path);
+  info.pad_id = h5::read_attr_int(file, "pad_id", path);
+  info.template_name = h5::read_attr_string(file, "template_name", path);
+  info.template_text = h5::read_attr_string(file, "template_text", path);
+  info.add_bos = h5::read_attr_string(file, "add_bos", path);
+  info.source_path = h5::read_attr_string(file, "source_path", path);
+  info.source_sha256 = h5::read_attr_string(file, "source_sha256", path);
+  info.num_train_rows = h5::read_attr_int(file, "num_train_rows", path);
+  info.num_eval_rows = h5::read_attr_int(file, "num_eval_rows", path);
+  info.num_skipped_rows = h5::read_attr_int(file, "num_skipped_rows", path);
+  info.num_truncated_rows = h5::read_attr_int(file, "num_truncated_rows", path);
+  info.num_dropped_rows = h5::read_attr_int(file, "num_dropped_rows", path);
+  info.max_length = h5::read_attr_int(file, "max_length", path);
+  info.seed = h5::read_attr_int(file, "seed", path);
+  info.eval_fraction = h5::read_attr_double(file, "eval_fraction", path);
+  DTUNE_CHECK(info.vocab_size > 0 && info.vocab_size <= (int64_t{1} << 31), path,
+              ": attribute vocab_size = ", info.vocab_size, " is out of range");
+  return info;
+}
+
+}  // namespace
+
+struct Hdf5Dataset::Handles {
+  h5::Handle file;
+  h5::Handle group;
+  h5::Handle tokens;
+};
+
+Hdf5Dataset::Hdf5Dataset() : h_(std::make_unique<Handles>()) {}
+Hdf5Dataset::Hdf5Dataset(Hdf5Dataset&&) noexcept = default;
+Hdf5Dataset& Hdf5Dataset::operator=(Hdf5Dataset&&) noexcept = default;
+Hdf5Dataset::~Hdf5Dataset() = default;
+
+PretokenizedInfo Hdf5Dataset::read_info(const std::string& path) {
+  h5::Handle file = open_file(path);
+  return read_root_info(file.get(), path);
+}
+
+Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split) {
+  DTUNE_CHECK(split == kTrainGroup || split == kEvalGroup, "internal: split must be 'train' or ",
+              "'eval', got '", split, "'");
+  Hdf5Dataset d;
+  d.path_ = path;
+  d.split_ = split;
+  d.h_->file = open_file(path);
+  d.info_ = read_root_info(d.h_->file.get(), path);
+  const std::string where = path + ": /" + split;
+  const htri_t exists = H5_CHECK(H5Lexists(d.h_->file.get(), split.c_str(), H5P_DEFAULT), where,
+                                 ": looking up the group");
+  DTUNE_CHECK(exists > 0, where, ": group is missing; the file is not a `dtune pretokenize` output");
+  d.h_->group = h5::Handle(H5_CHECK(H5Gopen2(d.h_->file.get(), split.c_str(), H5P_DEFAULT), where,
+                                    ": cannot open the group"));
+  hsize_t n_tokens = 0, n_offsets = 0, n_prompts = 0;
+  d.h_->tokens = open_column(d.h_->group.get(), kTokensName, 4, where, n_tokens);
+  h5::Handle offsets = open_column(d.h_->group.get(), kOffsetsName, 8, where, n_offsets);
+  h5::Handle prompts = open_column(d.h_->group.get(), kPromptLengthsName, 4, where, n_prompts);
+  DTUNE_CHECK(n_offsets == n_prompts + 1, where, "/offsets has ", n_offsets,
+              " entries but prompt_lengths has ", n_prompts, "; expected n_rows + 1 offsets");
+  const int64_t expected_rows = split == kTrainGroup ? d.info_.num_train_rows : d.info_.num_eval_rows;
+  DTUNE_CHECK(static_cast<int64_t>(n_prompts) == expected_rows, where, " has ", n_prompts,
+              " rows but the file's attributes say ", expected_rows, "; the file is corrupt");
+  d.offsets_.resize(n_offsets);
+  d.prompt_lengths_.resize(n_prompts);
+  read_range(offsets.get(), H5T_NATIVE_INT64, 0, n_offsets, d.offsets_.data(), where + "/offsets");
+  read_range(prompts.get(), H5T_NATIVE_INT32, 0, n_prompts, d.prompt_lengths_.data(),
+             where + "/prompt_lengths");
+  DTUNE_CHECK(d.offsets_[0] == 0, where, "/offsets[0] = ", d.offsets_[0], ", expected 0");
+  for (hsize_t i = 0; i < n_prompts; ++i) {
+    const int64_t len = d.offsets_[i + 1] - d.offsets_[i];
+    DTUNE_CHECK(len >= 0, where, "/offsets is not monotonic at row ", i, " (", d.offsets_[i],
+                " then ", d.offsets_[i + 1], "); the file is corrupt");
+    DTUNE_CHECK(d.prompt_lengths_[i] >= 0 && d.prompt_lengths_[i] <= len, where,
+                "/prompt_lengths[", i, "] = ", d.prompt_lengths_[i], " is outside the row's ", len,
+                " tokens; the file is corrupt");
+  }
+  DTUNE_CHECK(d.offsets_.back() == static_cast<int64_t>(n_tokens), where, "/offsets ends at ",
+              d.offsets_.back(), " but tokens has ", n_tokens, " ids; the file is corrupt");
+  return d;
+}
+
+void Hdf5Dataset::read_row(int64_t row, std::vector<int32_t>& out) const {
+  DTUNE_CHECK(row >= 0 && row < num_rows(), path_, ": /", split_, " row ", row,
+              " out of range (", num_rows(), " rows)");
+  const int64_t begin = offsets_[row];
+  out.resize(static_cast<size_t>(row_length(row)));
+  read_range(h_->tokens.get(), H5T_NATIVE_INT32, static_cast<hsize_t>(begin),
+             static_cast<hsize_t>(out.size()), out.data(), path_ + ": /" + split_ + "/tokens");
+  for (size_t k = 0; k < out.size(); ++k) {
+    DTUNE_CHECK(out[k] >= 0 && out[k] < info_.vocab_size, path_, ": /", split_, "/tokens[",
+                begin + static_cast<int64_t>(k), "] (row ", row, ") = ", out[k],
+                " is not a token id in [0, vocab_size=", info_.vocab_size,
+                "); the file is corrupt or was made with another tokenizer");
+  }
+}
+
+std::vector<int32_t> Hdf5Dataset::read_row(int64_t row) const {
+  std::vector<int32_t> out;
+  read_row(row, out);
+  return out;
+}
+
+void Hdf5Dataset::validate_all_ids() const {
+  std::vector<int32_t> ids;
+  for (int64_t r = 0; r < num_rows(); ++r) read_row(r, ids);
+}
+
+}  // namespace dtune

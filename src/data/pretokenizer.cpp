@@ -1,0 +1,313 @@
+// The pretokenize pipeline: reader -> bounded queue -> tokenizer threads -> in-order writer.
+#include "dtune/data/pretokenizer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "dtune/core/error.h"
+#include "dtune/core/log.h"
+#include "dtune/data/hdf5_writer.h"
+#include "dtune/tokenizer/tokenizer.h"
+
+namespace dtune {
+
+AddBos parse_add_bos(const std::string& value) {
+  if (value == "auto") return AddBos::kAuto;
+  if (value == "yes") return AddBos::kYes;
+  if (value == "no") return AddBos::kNo;
+  throw Error(str("--add-bos: expected auto, yes or no, got '", value, "'"));
+}
+
+const char* add_bos_name(AddBos value) {
+  switch (value) {
+    case AddBos::kYes: return "yes";
+    case AddBos::kNo: return "no";
+    default: return "auto";
+  }
+}
+
+void PretokenizeOptions::validate() const {
+  DTUNE_CHECK(!tokenizer_path.empty(), "--tokenizer is required (a tokenizer.json or its folder)");
+  DTUNE_CHECK(!input_path.empty(), "--input is required (a JSON array or JSON Lines file)");
+  DTUNE_CHECK(!output_path.empty(), "--output is required (the .h5 file to write)");
+  DTUNE_CHECK(max_length >= 2, "--max-length must be >= 2, got ", max_length);
+  DTUNE_CHECK(max_length <= (int64_t{1} << 30), "--max-length ", max_length, " is too large");
+  DTUNE_CHECK(eval_fraction >= 0 && eval_fraction < 1, "--eval-fraction must be in [0, 1), got ",
+              eval_fraction);
+  DTUNE_CHECK(threads >= 0 && threads <= 1024, "--threads must be in [0, 1024], got ", threads);
+  DTUNE_CHECK(rows_per_batch >= 1, "internal: rows_per_batch must be >= 1");
+  DTUNE_CHECK(input_path != output_path, "--output must differ from --input");
+}
+
+RowTokenizer::RowTokenizer(const Tokenizer& tokenizer, const PromptTemplate& tmpl, AddBos add_bos,
+                           int64_t max_length)
+    : tokenizer_(tokenizer), template_(tmpl), add_bos_(add_bos), max_length_(max_length) {
+  bos_ = tokenizer.bos_id().value_or(-1);
+  eos_ = tokenizer.eos_id().value_or(-1);
+  DTUNE_CHECK(eos_ >= 0, tokenizer.path(), ": the tokenizer has no EOS token (eos_token in ",
+              "tokenizer_config.json); every row ends with EOS, so add it there");
+  DTUNE_CHECK(add_bos != AddBos::kYes || bos_ >= 0, "--add-bos yes: ", tokenizer.path(),
+              " has no BOS token (bos_token in tokenizer_config.json); use --add-bos auto or no");
+}
+
+void RowTokenizer::tokenize(const std::vector<std::string>& values, TokenizedRow& out) const {
+  std::string prompt, completion;
+  template_.render(values, prompt, completion);
+  out.ids = tokenizer_.encode(prompt, add_bos_ != AddBos::kNo);
+  if (add_bos_ != AddBos::kNo && bos_ >= 0 && out.ids.size() >= 2 && out.ids[0] == bos_ &&
+      out.ids[1] == bos_) {
+    out.ids.erase(out.ids.begin());  // template text already began with BOS
+  }
+  if (add_bos_ == AddBos::kYes && (out.ids.empty() || out.ids[0] != bos_)) {
+    out.ids.insert(out.ids.begin(), bos_);
+  }
+  const size_t prompt_len = out.ids.size();
+  const std::vector<int32_t> completion_ids = tokenizer_.encode(completion, false);
+  out.ids.insert(out.ids.end(), completion_ids.begin(), completion_ids.end());
+  out.ids.push_back(eos_);
+  out.truncated = static_cast<int64_t>(out.ids.size()) > max_length_;
+  if (out.truncated) out.ids.resize(static_cast<size_t>(max_length_));
+  out.prompt_length = static_cast<int32_t>(std::min(prompt_len, out.ids.size()));
+}
+
+bool is_eval_row(int64_t row_number, uint64_t seed, double eval_fraction) {
+  uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(row_number) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  const double u = static_cast<double>(z >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+  return u < eval_fraction;
+}
+
+namespace {
+
+struct WorkItem {
+  int64_t seq = 0;
+  std::vector<Row> rows;
+  std::vector<TokenizedRow> out;
+};
+
+// Shared state of the pipeline. Memory bound: at most max_in_flight items exist between the
+// reader taking them and the writer finishing them.
+struct Pipeline {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<WorkItem> todo;           // read, not yet tokenized
+  std::map<int64_t, WorkItem> done;    // tokenized, waiting for their turn to be written
+  int64_t in_flight = 0;
+  int64_t max_in_flight = 0;
+  bool input_done = false;
+  int64_t total_items = 0;             // valid once input_done
+  bool failed = false;
+  std::exception_ptr error;
+
+  void fail(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!failed) error = e;
+    failed = true;
+    cv.notify_all();
+  }
+};
+
+void run_worker(Pipeline& p, const RowTokenizer& row_tokenizer) {
+  try {
+    for (;;) {
+      WorkItem item;
+      {
+        std::unique_lock<std::mutex> lock(p.mu);
+        p.cv.wait(lock, [&] { return p.failed || !p.todo.empty() || p.input_done; });
+        if (p.failed || (p.todo.empty() && p.input_done)) return;
+        item = std::move(p.todo.front());
+        p.todo.pop_front();
+      }
+      item.out.resize(item.rows.size());
+      for (size_t i = 0; i < item.rows.size(); ++i) {
+        row_tokenizer.tokenize(item.rows[i].values, item.out[i]);
+      }
+      std::lock_guard<std::mutex> lock(p.mu);
+      const int64_t seq = item.seq;
+      p.done.emplace(seq, std::move(item));
+      p.cv.notify_all();
+    }
+  } catch (...) {
+    p.fail(std::current_exception());
+  }
+}
+
+// Progress on stderr: a redrawn bar on a terminal, a plain line every 10 s otherwise.
+class Progress {
+ public:
+  Progress(bool enabled, int64_t total_bytes)
+      : enabled_(enabled), tty_(log::stderr_is_tty()), total_bytes_(total_bytes),
+        start_(Clock::now()), last_(start_) {}
+
+  void update(int64_t rows, int64_t bytes, bool final) {
+    if (!enabled_) return;
+    const auto now = Clock::now();
+    const double since_last = std::chrono::duration<double>(now - last_).count();
+    if (!final && since_last < (tty_ ? 0.25 : 10.0)) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double frac = total_bytes_ > 0 ? std::min(1.0, double(bytes) / double(total_bytes_)) : 1;
+    const double rate = secs > 0 ? double(rows) / secs : 0;
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = static_cast<int>(frac * kWidth);
+      std::fprintf(stderr, "\r[%.*s%*s] %3d%% %lld rows %.0f rows/s", filled,
+                   "##############################", kWidth - filled, "",
+                   static_cast<int>(frac * 100), static_cast<long long>(rows), rate);
+      if (final) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    } else if (!final) {
+      log::info(str("pretokenize: ", static_cast<int>(frac * 100), "% of input, ", rows,
+                    " rows, ", static_cast<int64_t>(rate), " rows/s"));
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool enabled_;
+  bool tty_;
+  int64_t total_bytes_;
+  Clock::time_point start_;
+  Clock::time_point last_;
+};
+
+}  // namespace
+
+PretokenizeStats pretokenize(const PretokenizeOptions& options) {
+  options.validate();
+  const auto t0 = std::chrono::steady_clock::now();
+  const PromptTemplate tmpl = options.template_file.empty()
+                                  ? PromptTemplate::preset(options.template_name)
+                                  : PromptTemplate::load_file(options.template_file);
+  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_path);
+  const RowTokenizer row_tokenizer(tokenizer, tmpl, options.add_bos, options.max_length);
+  RowReader reader(options.input_path, RowReaderOptions{tmpl.fields(), options.skip_bad_rows});
+  Hdf5Writer writer(options.output_path);  // removes its temp file unless finish() runs
+
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  Pipeline p;
+  p.max_in_flight = options.max_batches_in_flight > 0 ? options.max_batches_in_flight : 4 * threads;
+  PretokenizeStats stats;
+  std::atomic<int64_t> bytes_read{0};
+
+  // Writer: the only thread touching HDF5 (the library is built without thread safety).
+  auto write_all = [&] {
+    try {
+      Progress progress(options.show_progress, reader.file_size());
+      for (int64_t next = 0;; ++next) {
+        WorkItem item;
+        {
+          std::unique_lock<std::mutex> lock(p.mu);
+          p.cv.wait(lock, [&] {
+            return p.failed || p.done.count(next) > 0 || (p.input_done && next == p.total_items);
+          });
+          if (p.failed) return;
+          if (p.done.count(next) == 0) break;  // all items written
+          item = std::move(p.done.at(next));
+          p.done.erase(next);
+        }
+        for (size_t i = 0; i < item.rows.size(); ++i) {
+          const TokenizedRow& row = item.out[i];
+          stats.truncated_rows += row.truncated ? 1 : 0;
+          if (row.prompt_length >= static_cast<int32_t>(row.ids.size())) {
+            ++stats.dropped_rows;  // no completion token survived truncation
+            continue;
+          }
+          writer.append(is_eval_row(item.rows[i].number, options.seed, options.eval_fraction),
+                        row.ids, row.prompt_length);
+          stats.tokens += static_cast<int64_t>(row.ids.size());
+        }
+        {
+          std::lock_guard<std::mutex> lock(p.mu);
+          --p.in_flight;
+          p.cv.notify_all();
+        }
+        progress.update(writer.num_rows(false) + writer.num_rows(true), bytes_read.load(), false);
+      }
+      progress.update(writer.num_rows(false) + writer.num_rows(true), bytes_read.load(), true);
+    } catch (...) {
+      p.fail(std::current_exception());
+    }
+  };
+
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back(run_worker, std::ref(p), std::cref(row_tokenizer));
+  std::thread writer_thread(write_all);
+
+  try {  // this thread reads
+    int64_t seq = 0;
+    bool more = true;
+    while (more) {
+      WorkItem item;
+      item.seq = seq;
+      item.rows.resize(static_cast<size_t>(options.rows_per_batch));
+      size_t n = 0;
+      while (n < item.rows.size() && (more = reader.next(item.rows[n]))) ++n;
+      bytes_read.store(reader.bytes_read());
+      if (n == 0) break;
+      item.rows.resize(n);
+      std::unique_lock<std::mutex> lock(p.mu);
+      p.cv.wait(lock, [&] { return p.failed || p.in_flight < p.max_in_flight; });
+      if (p.failed) break;
+      ++p.in_flight;
+      p.todo.push_back(std::move(item));
+      ++seq;
+      p.cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.input_done = true;
+    p.total_items = seq;
+    p.cv.notify_all();
+  } catch (...) {
+    p.fail(std::current_exception());
+  }
+  for (std::thread& t : pool) t.join();
+  writer_thread.join();
+  if (p.error) std::rethrow_exception(p.error);
+
+  const int64_t written = writer.num_rows(false) + writer.num_rows(true);
+  DTUNE_CHECK(written > 0, options.input_path, ": no usable rows (", reader.skipped_rows(),
+              " skipped, ", stats.dropped_rows, " dropped because the prompt alone reached ",
+              "--max-length); nothing written to ", options.output_path);
+  stats.train_rows = writer.num_rows(false);
+  stats.eval_rows = writer.num_rows(true);
+  stats.rows_written = written;
+  stats.skipped_rows = reader.skipped_rows();
+
+  PretokenizedInfo info;
+  info.dtune_version = DTUNE_VERSION;
+  info.tokenizer_path = tokenizer.path();
+  info.tokenizer_sha256 = tokenizer.sha256();
+  info.vocab_size = tokenizer.vocab_size();
+  info.bos_id = tokenizer.bos_id().value_or(-1);
+  info.eos_id = tokenizer.eos_id().value_or(-1);
+  info.pad_id = tokenizer.pad_id().value_or(-1);
+  info.template_name = tmpl.name();
+  info.template_text = tmpl.text();
+  info.add_bos = add_bos_name(options.add_bos);
+  info.source_path = options.input_path;
+  info.source_sha256 = reader.sha256();
+  info.num_skipped_rows = stats.skipped_rows;
+  info.num_truncated_rows = stats.truncated_rows;
+  info.num_dropped_rows = stats.dropped_rows;
+  info.max_length = options.max_length;
+  info.seed = static_cast<int64_t>(options.seed);
+  info.eval_fraction = options.eval_fraction;
+  writer.finish(info);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+}  // namespace dtune

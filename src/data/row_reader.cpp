@@ -1,0 +1,282 @@
+// Incremental JSON array / JSON Lines row reader; see include/dtune/data/row_reader.h.
+#include "dtune/data/row_reader.h"
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "dtune/core/error.h"
+#include "dtune/core/log.h"
+
+namespace dtune {
+namespace {
+
+constexpr size_t kReadChunk = 1 << 20;  // bytes per fread
+
+bool is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string describe_byte(int c) {
+  if (c >= 0x20 && c < 0x7f) return str("'", static_cast<char>(c), "'");
+  return str("byte 0x", std::hex, c);
+}
+
+const char* json_type_name(const nlohmann::json& v) {
+  return v.type_name();  // "null", "number", "array", ...
+}
+
+}  // namespace
+
+int64_t find_invalid_utf8(std::string_view bytes) {
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return static_cast<int64_t>(i);
+    }
+    if (i + len > n) return static_cast<int64_t>(i);
+    for (size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xc0) != 0x80) return static_cast<int64_t>(i);
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    const uint32_t min_cp = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return static_cast<int64_t>(i);
+    }
+    i += len;
+  }
+  return -1;
+}
+
+RowReader::RowReader(const std::string& path, RowReaderOptions options)
+    : path_(path), options_(std::move(options)), file_(nullptr, &std::fclose) {
+  file_.reset(std::fopen(path.c_str(), "rb"));
+  DTUNE_CHECK(file_ != nullptr, path, ": cannot open the input file (", std::strerror(errno),
+              "); check --input");
+  if (std::fseek(file_.get(), 0, SEEK_END) == 0) {
+    file_size_ = std::ftell(file_.get());
+    std::rewind(file_.get());
+  }
+  buffer_.resize(kReadChunk);
+  // A UTF-8 byte order mark is legal at the start of a text file; JSON parsers reject it.
+  if (peek_byte() == 0xef) {
+    take_byte();
+    DTUNE_CHECK(take_byte() == 0xbb && take_byte() == 0xbf, path,
+                ": starts with an invalid byte sequence (not UTF-8 text)");
+  }
+  skip_space();
+  const int first = peek_byte();
+  DTUNE_CHECK(first != -1, path,
+              ": the file is empty; expected a JSON array of objects or JSON Lines");
+  if (first == '[') {
+    take_byte();
+  } else if (first == '{') {
+    json_lines_ = true;
+  } else {
+    fail(line_, str("expected a JSON array ('[') or JSON Lines ('{' on each line) but the file ",
+                    "starts with ", describe_byte(first)));
+  }
+}
+
+RowReader::~RowReader() = default;
+
+void RowReader::fill_buffer() {
+  if (eof_) return;
+  buffer_len_ = std::fread(buffer_.data(), 1, buffer_.size(), file_.get());
+  buffer_pos_ = 0;
+  DTUNE_CHECK(!std::ferror(file_.get()), path_, ": read error (", std::strerror(errno), ")");
+  if (buffer_len_ == 0) {
+    eof_ = true;
+    return;
+  }
+  hasher_.update(buffer_.data(), buffer_len_);
+}
+
+int RowReader::peek_byte() {
+  if (buffer_pos_ == buffer_len_) fill_buffer();
+  if (buffer_pos_ == buffer_len_) return -1;
+  return static_cast<unsigned char>(buffer_[buffer_pos_]);
+}
+
+int RowReader::take_byte() {
+  const int c = peek_byte();
+  if (c == -1) return -1;
+  ++buffer_pos_;
+  ++bytes_consumed_;
+  if (c == '\n') ++line_;
+  return c;
+}
+
+void RowReader::skip_space() {
+  while (is_space(peek_byte())) take_byte();
+}
+
+void RowReader::fail(int64_t line, const std::string& what) const {
+  throw Error(str(path_, ": line ", line, ": ", what));
+}
+
+void RowReader::report_bad_row(int64_t line, const std::string& what) {
+  const std::string msg = str(path_, ": row ", rows_seen_, " (line ", line, "): ", what);
+  if (!options_.skip_bad_rows) {
+    throw Error(msg + "\n  (fix the row, or pass --skip-bad-rows to skip bad rows with a warning)");
+  }
+  ++skipped_;
+  if (skipped_ <= kMaxLoggedBadRows) log::warn("skipping " + msg);
+  if (skipped_ == kMaxLoggedBadRows) log::warn("further bad rows are counted but not logged");
+}
+
+bool RowReader::read_array_element(std::string& out, int64_t& start_line) {
+  out.clear();
+  skip_space();
+  start_line = line_;
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (;;) {
+    const int c = take_byte();
+    if (c == -1) {
+      if (out.empty() && rows_seen_ == 0) {
+        fail(line_, "unexpected end of file: the JSON array is not closed with ']'");
+      }
+      fail(line_, str("unexpected end of file inside the JSON array after row ", rows_seen_,
+                      ": the file is truncated or a closing ']' is missing"));
+    }
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0 && c == ']') {
+        array_closed_ = true;
+        return true;
+      }
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      return true;
+    }
+    out.push_back(static_cast<char>(c));
+  }
+}
+
+bool RowReader::read_json_line(std::string& out, int64_t& start_line) {
+  for (;;) {
+    out.clear();
+    start_line = line_;
+    int c = 0;
+    while ((c = take_byte()) != -1 && c != '\n') out.push_back(static_cast<char>(c));
+    bool blank = true;
+    for (char ch : out) blank = blank && is_space(static_cast<unsigned char>(ch));
+    if (!blank) return true;
+    if (c == -1) return false;
+  }
+}
+
+bool RowReader::parse_row(const std::string& bytes, int64_t start_line, Row& row) {
+  ++rows_seen_;
+  const int64_t bad = find_invalid_utf8(bytes);
+  if (bad >= 0) {
+    report_bad_row(start_line, str("invalid UTF-8 at byte ", bad, " of the row; re-export the ",
+                                   "file as UTF-8"));
+    return false;
+  }
+  nlohmann::json object;
+  try {
+    object = nlohmann::json::parse(bytes);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
+    bool blank = true;
+    for (char ch : bytes) blank = blank && is_space(static_cast<unsigned char>(ch));
+    report_bad_row(start_line, blank ? std::string("empty element (a stray ',' in the array?)")
+                                     : str("malformed JSON: ", e.what()));
+    return false;
+  }
+  if (!object.is_object()) {
+    report_bad_row(start_line, str("expected a JSON object, found a ", json_type_name(object)));
+    return false;
+  }
+  row.number = rows_seen_;
+  row.values.resize(options_.fields.size());
+  for (size_t i = 0; i < options_.fields.size(); ++i) {
+    const std::string& name = options_.fields[i];
+    auto it = object.find(name);
+    if (it == object.end()) {
+      std::string have;
+      for (auto field = object.begin(); field != object.end(); ++field) {
+        have += (have.empty() ? "" : ", ") + field.key();
+      }
+      report_bad_row(start_line, str("field \"", name, "\" is missing (the row has: ",
+                                     have.empty() ? "no fields" : have,
+                                     "); the template needs every row to have it"));
+      return false;
+    }
+    if (!it->is_string()) {
+      report_bad_row(start_line, str("field \"", name, "\" is a ", json_type_name(*it),
+                                     ", expected a string"));
+      return false;
+    }
+    row.values[i] = it->get<std::string>();
+  }
+  return true;
+}
+
+bool RowReader::next(Row& row) {
+  for (;;) {
+    int64_t start_line = 0;
+    bool have = false;
+    if (json_lines_) {
+      have = read_json_line(element_, start_line);
+    } else if (!array_closed_) {
+      skip_space();
+      if (rows_seen_ == 0 && peek_byte() == ']') {  // "[]": no rows at all
+        take_byte();
+        array_closed_ = true;
+      } else {
+        have = read_array_element(element_, start_line);
+      }
+    }
+    if (!have) {
+      if (!json_lines_) {
+        skip_space();
+        const int c = peek_byte();
+        if (c != -1) fail(line_, str("unexpected ", describe_byte(c), " after the closing ']'"));
+      }
+      while (!eof_) {  // hash whatever is left (trailing whitespace)
+        buffer_pos_ = buffer_len_;
+        fill_buffer();
+      }
+      if (digest_.empty()) digest_ = hasher_.hex_digest();
+      return false;
+    }
+    if (parse_row(element_, start_line, row)) return true;
+  }
+}
+
+const std::string& RowReader::sha256() const {
+  DTUNE_CHECK(!digest_.empty(), "internal: RowReader::sha256() before the end of ", path_);
+  return digest_;
+}
+
+}  // namespace dtune

@@ -1,0 +1,94 @@
+// Whole-model adapter operations: attach, PEFT-named parameter list, load, merge.
+#include "dtune/lora/lora_adapter.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "dtune/core/error.h"
+#include "dtune/lora/lora_linear.h"
+
+namespace dtune {
+namespace {
+
+const std::set<std::string> kKnownTargets = {"q_proj", "k_proj",    "v_proj", "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
+
+std::string short_name(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot == std::string::npos ? path : path.substr(dot + 1);
+}
+
+std::string shape_str(at::IntArrayRef shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+}  // namespace
+
+void attach_lora(const NamedLinears& linears, const LoraOptions& options, uint64_t seed) {
+  DTUNE_CHECK(options.r >= 1, "lora.r must be >= 1, got ", options.r);
+  DTUNE_CHECK(options.dropout >= 0.0 && options.dropout < 1.0,
+              "lora.dropout must be in [0, 1), got ", options.dropout);
+  DTUNE_CHECK(!options.target_modules.empty(), "lora.target_modules is empty");
+  for (const auto& t : options.target_modules) {
+    DTUNE_CHECK(kKnownTargets.count(t), "lora.target_modules: unknown module '", t,
+                "'; use any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  int64_t attached = 0;
+  for (const auto& [path, linear] : linears) {
+    const std::string name = short_name(path);
+    if (std::find(options.target_modules.begin(), options.target_modules.end(), name) ==
+        options.target_modules.end()) {
+      continue;
+    }
+    linear->add_adapter(options.r, options.scale(), options.dropout, gen);
+    ++attached;
+  }
+  DTUNE_CHECK(attached > 0, "lora.target_modules matched no layer of the model");
+}
+
+std::vector<std::pair<std::string, at::Tensor>> lora_parameters(const NamedLinears& linears) {
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (const auto& [path, linear] : linears) {
+    if (!linear->has_adapter()) continue;
+    params.emplace_back(kPeftPrefix + path + ".lora_A.weight", linear->lora_a());
+    params.emplace_back(kPeftPrefix + path + ".lora_B.weight", linear->lora_b());
+  }
+  return params;
+}
+
+void load_lora(const NamedLinears& linears,
+               const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  std::map<std::string, at::Tensor> by_key;
+  for (const auto& [key, t] : tensors) {
+    DTUNE_CHECK(by_key.emplace(key, t).second, "load_lora: duplicate adapter key ", key);
+  }
+  auto live = lora_parameters(linears);
+  DTUNE_CHECK(!live.empty(), "load_lora: the model has no adapter attached; attach_lora first");
+  at::NoGradGuard no_grad;
+  for (auto& [key, param] : live) {
+    auto it = by_key.find(key);
+    DTUNE_CHECK(it != by_key.end(), "load_lora: adapter tensor ", key,
+                " is missing; the saved adapter must target the same modules (lora.target_modules)");
+    DTUNE_CHECK(it->second.sizes() == param.sizes(), "load_lora: ", key, " has shape ",
+                shape_str(it->second.sizes()), ", expected ", shape_str(param.sizes()),
+                " (check lora.r and the base model)");
+    param.copy_(it->second.to(param.device(), param.scalar_type()));
+    by_key.erase(it);
+  }
+  DTUNE_CHECK(by_key.empty(), "load_lora: adapter tensor ", by_key.begin()->first,
+              " matches no adapted module of the model (lora.target_modules differs?)");
+}
+
+void merge_lora(const NamedLinears& linears) {
+  for (const auto& entry : linears) entry.second->merge_adapter();
+}
+
+}  // namespace dtune

@@ -1,0 +1,74 @@
+// LoraLinear: frozen base projection plus an optional fp32 low-rank adapter (PEFT semantics).
+#include "dtune/lora/lora_linear.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "dtune/config/config.h"
+#include "dtune/core/error.h"
+
+namespace dtune {
+
+double LoraOptions::scale() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+LoraOptions LoraOptions::from_section(const LoraSection& section) {
+  LoraOptions options;
+  options.r = section.r;
+  options.alpha = section.alpha;
+  options.dropout = section.dropout;
+  options.use_rslora = section.use_rslora;
+  options.target_modules = section.target_modules;
+  return options;
+}
+
+LoraLinear::LoraLinear(at::Tensor weight, at::Tensor bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)) {
+  DTUNE_CHECK(weight_.defined() && weight_.dim() == 2, "LoraLinear: weight must be 2-D (out, in)");
+  DTUNE_CHECK(!bias_.defined() || (bias_.dim() == 1 && bias_.size(0) == weight_.size(0)),
+              "LoraLinear: bias must be (out) = (", weight_.size(0), ")");
+  weight_.requires_grad_(false);
+  if (bias_.defined()) bias_.requires_grad_(false);
+}
+
+int64_t LoraLinear::in_features() const { return weight_.size(1); }
+int64_t LoraLinear::out_features() const { return weight_.size(0); }
+
+at::Tensor LoraLinear::forward(const at::Tensor& x, bool training) const {
+  at::Tensor y = at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_)
+                                                        : std::optional<at::Tensor>());
+  if (!has_adapter()) return y;
+  const at::Tensor x_in = (training && dropout_ > 0.0) ? at::dropout(x, dropout_, true) : x;
+  // (..., in) @ (in, r) @ (r, out) in the activation dtype; .to() is differentiable, so the
+  // gradients land in the fp32 masters.
+  const at::Tensor a = lora_a_.to(x.scalar_type());
+  const at::Tensor b = lora_b_.to(x.scalar_type());
+  return y + at::linear(at::linear(x_in, a), b) * scale_;
+}
+
+void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Generator& gen) {
+  DTUNE_CHECK(!has_adapter(), "LoraLinear: an adapter is already attached");
+  DTUNE_CHECK(r >= 1, "lora.r must be >= 1, got ", r);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features()));
+  at::Tensor a = at::empty({r, in_features()}, at::TensorOptions().dtype(at::kFloat));
+  a.uniform_(-bound, bound, gen);
+  lora_a_ = a.to(weight_.device()).requires_grad_(true);
+  lora_b_ = at::zeros({out_features(), r}, at::TensorOptions().dtype(at::kFloat).device(weight_.device()))
+                .requires_grad_(true);
+  scale_ = scale;
+  dropout_ = dropout;
+}
+
+void LoraLinear::merge_adapter() {
+  if (!has_adapter()) return;
+  at::NoGradGuard no_grad;
+  const at::Tensor delta = at::matmul(lora_b_.detach(), lora_a_.detach()) * scale_;  // (out, in)
+  weight_ = (weight_.to(at::kFloat) + delta).to(weight_.scalar_type());
+  lora_a_ = at::Tensor();
+  lora_b_ = at::Tensor();
+}
+
+}  // namespace dtune

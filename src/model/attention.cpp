@@ -1,0 +1,29 @@
+// Grouped-query self-attention with RoPE, optional KV cache, through at::scaled_dot_product_attention.
+#include <ATen/ATen.h>
+
+#include "dtune/model/kv_cache.h"
+#include "dtune/model/layers.h"
+#include "dtune/model/rope.h"
+
+namespace dtune {
+
+at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) const {
+  const int64_t B = x.size(0), T = x.size(1);
+  // (B, T, n*hd) -> (B, n, T, hd)
+  at::Tensor q = q_proj.forward(x, in.training).view({B, T, n_heads, head_dim}).transpose(1, 2);
+  at::Tensor k = k_proj.forward(x, in.training).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+  at::Tensor v = v_proj.forward(x, in.training).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+  q = apply_rotary(q, *in.cos, *in.sin);
+  k = apply_rotary(k, *in.cos, *in.sin);
+  if (in.cache != nullptr) std::tie(k, v) = in.cache->append(in.layer, k, v);  // (B, n_kv, T_k, hd)
+
+  std::optional<at::Tensor> mask;
+  if (in.mask != nullptr) mask = *in.mask;
+  const bool is_causal = in.mask == nullptr;
+  const at::Tensor out = at::scaled_dot_product_attention(
+      q, k, v, mask, /*dropout_p=*/0.0, is_causal, /*scale=*/std::nullopt,
+      /*enable_gqa=*/n_kv_heads != n_heads);  // (B, n_heads, T, hd)
+  return o_proj.forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}), in.training);
+}
+
+}  // namespace dtune

@@ -1,0 +1,237 @@
+// Decoder: weight loading with shape checks, the layer stack (optionally checkpointed), the
+// LM head, the chunked loss, and the LoRA entry points.
+#include "dtune/model/decoder.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "dtune/core/error.h"
+#include "dtune/io/safetensors.h"
+#include "dtune/model/activation_checkpoint.h"
+
+namespace dtune {
+namespace {
+
+std::string shape_str(at::IntArrayRef shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+// Loads one frozen weight and checks its shape against the config.
+at::Tensor load_checked(const WeightLoader& load, const std::string& name,
+                        std::vector<int64_t> expected, const DecoderOptions& options) {
+  at::Tensor t = load(name, options.dtype, options.device);
+  DTUNE_CHECK(t.sizes() == at::IntArrayRef(expected), "weight ", name, " has shape ",
+              shape_str(t.sizes()), " but config.json implies ", shape_str(expected),
+              "; the config and the safetensors files do not belong together");
+  return t.requires_grad_(false);
+}
+
+LoraLinear load_linear(const WeightLoader& load, const std::string& prefix, int64_t out,
+                       int64_t in, bool bias, const DecoderOptions& options) {
+  at::Tensor w = load_checked(load, prefix + ".weight", {out, in}, options);
+  at::Tensor b = bias ? load_checked(load, prefix + ".bias", {out}, options) : at::Tensor();
+  return LoraLinear(std::move(w), std::move(b));
+}
+
+}  // namespace
+
+Decoder Decoder::load(const std::string& model_dir, const DecoderOptions& options) {
+  const ModelConfig config = load_model_config(model_dir);
+  const WeightStore store = WeightStore::open(model_dir);
+  return Decoder(
+      config,
+      [&](const std::string& name, c10::ScalarType dtype, c10::Device device) {
+        DTUNE_CHECK(store.contains(name), "weight ", name, " is missing from the safetensors of ",
+                    model_dir);
+        return store.load(name, dtype, device);
+      },
+      options);
+}
+
+Decoder::Decoder(const ModelConfig& config, const WeightLoader& load, const DecoderOptions& options)
+    : config_(config), options_(options) {
+  const auto& c = config_;
+  DTUNE_CHECK(c.model_type == "llama" || c.model_type == "qwen2", "model_type '", c.model_type,
+              "' is not supported; dtune implements llama and qwen2");
+  DTUNE_CHECK(c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
+                  c.num_attention_heads % c.num_key_value_heads == 0,
+              "config.json: num_attention_heads (", c.num_attention_heads,
+              ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+  DTUNE_CHECK(options.dtype == at::kFloat || options.dtype == at::kHalf ||
+                  options.dtype == at::kBFloat16,
+              "Decoder dtype must be fp32, fp16 or bf16");
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
+  const int64_t nq = c.num_attention_heads, nkv = c.num_key_value_heads;
+  // Qwen2 always has q/k/v biases and no o bias; Llama's attention_bias covers q/k/v/o.
+  const bool qwen2 = c.model_type == "qwen2";
+  const bool qkv_bias = qwen2 || c.attention_bias;
+  const bool o_bias = !qwen2 && c.attention_bias;
+
+  embed_tokens_ = load_checked(load, "model.embed_tokens.weight", {V, H}, options);
+  layers_.resize(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    DecoderLayer& l = layers_[i];
+    l.eps = c.rms_norm_eps;
+    l.input_norm = load_checked(load, p + "input_layernorm.weight", {H}, options);
+    l.post_attention_norm = load_checked(load, p + "post_attention_layernorm.weight", {H}, options);
+    Attention& a = l.attention;
+    a.n_heads = nq;
+    a.n_kv_heads = nkv;
+    a.head_dim = hd;
+    a.q_proj = load_linear(load, p + "self_attn.q_proj", nq * hd, H, qkv_bias, options);
+    a.k_proj = load_linear(load, p + "self_attn.k_proj", nkv * hd, H, qkv_bias, options);
+    a.v_proj = load_linear(load, p + "self_attn.v_proj", nkv * hd, H, qkv_bias, options);
+    a.o_proj = load_linear(load, p + "self_attn.o_proj", H, nq * hd, o_bias, options);
+    l.mlp.gate_proj = load_linear(load, p + "mlp.gate_proj", I, H, c.mlp_bias, options);
+    l.mlp.up_proj = load_linear(load, p + "mlp.up_proj", I, H, c.mlp_bias, options);
+    l.mlp.down_proj = load_linear(load, p + "mlp.down_proj", H, I, c.mlp_bias, options);
+  }
+  final_norm_ = load_checked(load, "model.norm.weight", {H}, options);
+  lm_head_ = c.tie_word_embeddings ? embed_tokens_
+                                   : load_checked(load, "lm_head.weight", {V, H}, options);
+  rope_ = RotaryEmbedding(c, options.device);
+}
+
+at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                   const AttentionMask& mask, KVCache* cache) {
+  DTUNE_CHECK(input_ids.dim() == 2 && position_ids.sizes() == input_ids.sizes(),
+              "forward_hidden: input_ids and position_ids must both be (B, T), got ",
+              shape_str(input_ids.sizes()), " and ", shape_str(position_ids.sizes()));
+  const int64_t T = input_ids.size(1);
+  at::Tensor h = at::embedding(embed_tokens_, input_ids);  // (B, T, H)
+  auto [cos, sin] = rope_.cos_sin(position_ids, options_.dtype);  // (B, T, hd)
+
+  at::Tensor sdpa_mask;  // (B, 1, T, T_k) bool; undefined = plain causal
+  if (cache != nullptr) {
+    DTUNE_CHECK(mask.kind() != AttentionMask::Kind::kPacked,
+                "a KV cache takes causal or padding masks, not packed ones");
+    const at::Tensor valid =
+        mask.kind() == AttentionMask::Kind::kPadding ? mask.tensor() : at::Tensor();
+    sdpa_mask = mask.build_sdpa_mask(T, cache->begin_step(T, valid));
+  } else if (mask.kind() != AttentionMask::Kind::kCausal) {
+    sdpa_mask = mask.build_sdpa_mask(T, at::Tensor());
+  }
+
+  AttentionInputs in;
+  in.cos = &cos;
+  in.sin = &sin;
+  in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+  in.cache = cache;
+  in.training = training_;
+  const bool ckpt = options_.activation_checkpointing && cache == nullptr &&
+                    at::GradMode::is_enabled() && num_lora_parameters() > 0;
+  if (ckpt && !h.requires_grad()) h.requires_grad_(true);  // so backward reaches the first layer
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+    in.layer = i;
+    if (ckpt) {
+      // The closure owns what recomputation needs (cos, sin, mask) until backward.
+      const DecoderLayer* layer = &layers_[i];
+      const bool training = training_;
+      h = checkpoint(
+          [layer, cos, sin, sdpa_mask, training](const at::Tensor& x) {
+            AttentionInputs rin;
+            rin.cos = &cos;
+            rin.sin = &sin;
+            rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+            rin.training = training;
+            return layer->forward(x, rin);
+          },
+          h);
+    } else {
+      h = layers_[i].forward(h, in);
+    }
+  }
+  if (cache != nullptr) cache->end_step();
+  return rms_norm(h, final_norm_, config_.rms_norm_eps);
+}
+
+at::Tensor Decoder::logits(const at::Tensor& hidden) const {
+  return at::matmul(hidden, lm_head_.t());
+}
+
+LossSum Decoder::loss(const at::Tensor& hidden, const at::Tensor& labels, bool labels_shifted) const {
+  DTUNE_CHECK(hidden.dim() == 3 && labels.dim() == 2 && hidden.size(0) == labels.size(0) &&
+                  hidden.size(1) == labels.size(1),
+              "loss: hidden (B, T, H) and labels (B, T) must agree, got ",
+              shape_str(hidden.sizes()), " and ", shape_str(labels.sizes()));
+  const int64_t B = labels.size(0);
+  // targets[b, t] = the token position t predicts.
+  const at::Tensor targets =
+      labels_shifted ? labels
+                     : at::cat({labels.slice(1, 1), at::full({B, 1}, kIgnoreIndex, labels.options())}, 1);
+  const at::Tensor flat = targets.reshape(-1);
+  const at::Tensor idx = at::nonzero(flat != kIgnoreIndex).squeeze(1);  // (N)
+  const at::Tensor h = hidden.reshape({-1, hidden.size(2)}).index_select(0, idx);  // (N, H)
+  LossSum out;
+  out.num_tokens = idx.size(0);
+  out.sum = chunked_lm_loss_sum(h, lm_head_, flat.index_select(0, idx), options_.loss_chunk_size);
+  return out;
+}
+
+NamedLinears Decoder::named_linears() {
+  NamedLinears out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Attention& a = layers_[i].attention;
+    Mlp& m = layers_[i].mlp;
+    out.emplace_back(p + "self_attn.q_proj", &a.q_proj);
+    out.emplace_back(p + "self_attn.k_proj", &a.k_proj);
+    out.emplace_back(p + "self_attn.v_proj", &a.v_proj);
+    out.emplace_back(p + "self_attn.o_proj", &a.o_proj);
+    out.emplace_back(p + "mlp.gate_proj", &m.gate_proj);
+    out.emplace_back(p + "mlp.up_proj", &m.up_proj);
+    out.emplace_back(p + "mlp.down_proj", &m.down_proj);
+  }
+  return out;
+}
+
+void Decoder::add_lora(const LoraOptions& options, uint64_t seed) {
+  attach_lora(named_linears(), options, seed);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Decoder::lora_parameters() {
+  return dtune::lora_parameters(named_linears());
+}
+
+void Decoder::load_lora(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  dtune::load_lora(named_linears(), tensors);
+}
+
+void Decoder::merge_lora() { dtune::merge_lora(named_linears()); }
+
+KVCache Decoder::make_kv_cache(int64_t batch, int64_t max_len) const {
+  return KVCache(static_cast<int64_t>(layers_.size()), batch, config_.num_key_value_heads, max_len,
+                 config_.head_dim, options_.dtype, options_.device);
+}
+
+std::vector<const LoraLinear*> Decoder::linears() const {
+  std::vector<const LoraLinear*> out;
+  for (const auto& l : layers_) {
+    out.insert(out.end(), {&l.attention.q_proj, &l.attention.k_proj, &l.attention.v_proj,
+                           &l.attention.o_proj, &l.mlp.gate_proj, &l.mlp.up_proj, &l.mlp.down_proj});
+  }
+  return out;
+}
+
+int64_t Decoder::num_parameters() const {
+  int64_t n = embed_tokens_.numel() + final_norm_.numel();
+  if (!config_.tie_word_embeddings) n += lm_head_.numel();
+  for (const auto& l : layers_) n += l.input_norm.numel() + l.post_attention_norm.numel();
+  for (const LoraLinear* p : linears()) {
+    n += p->weight().numel() + (p->bias().defined() ? p->bias().numel() : 0);
+  }
+  return n;
+}
+
+int64_t Decoder::num_lora_parameters() const {
+  int64_t n = 0;
+  for (const LoraLinear* p : linears()) {
+    if (p->has_adapter()) n += p->lora_a().numel() + p->lora_b().numel();
+  }
+  return n;
+}
+
+}  // namespace dtune

@@ -1,0 +1,69 @@
+// Chunked LM head + cross-entropy with the hidden-state gradient computed in the forward pass.
+#include "dtune/model/lm_loss.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "dtune/core/error.h"
+
+namespace dtune {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Returns the loss sum and, when want_grad, d(sum)/d(hidden) (N, H) in hidden's dtype.
+std::pair<at::Tensor, at::Tensor> run_chunks(const at::Tensor& hidden, const at::Tensor& lm_head,
+                                             const at::Tensor& targets, int64_t chunk_size,
+                                             bool want_grad) {
+  const int64_t n = hidden.size(0);
+  at::Tensor total = at::zeros({}, hidden.options().dtype(at::kFloat));
+  at::Tensor grad = want_grad ? at::empty_like(hidden) : at::Tensor();
+  for (int64_t begin = 0; begin < n; begin += chunk_size) {
+    const int64_t end = std::min(n, begin + chunk_size);
+    const at::Tensor h = hidden.slice(0, begin, end);                    // (c, H)
+    const at::Tensor t = targets.slice(0, begin, end).unsqueeze(1);      // (c, 1)
+    const at::Tensor logits = at::matmul(h, lm_head.t()).to(at::kFloat);  // (c, V) fp32
+    const at::Tensor lse = at::logsumexp(logits, -1, /*keepdim=*/true);   // (c, 1)
+    total += (lse - logits.gather(1, t)).sum();
+    if (want_grad) {
+      at::Tensor p = (logits - lse).exp_();  // softmax (c, V)
+      p.scatter_add_(1, t, at::full_like(t, -1.0, p.options()));
+      grad.slice(0, begin, end).copy_(at::matmul(p.to(hidden.scalar_type()), lm_head));
+    }
+  }
+  return {total, grad};
+}
+
+struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
+                            const at::Tensor& lm_head, const at::Tensor& targets,
+                            int64_t chunk_size) {
+    auto [total, grad] = run_chunks(hidden, lm_head, targets, chunk_size, /*want_grad=*/true);
+    ctx->save_for_backward({grad});
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor grad = ctx->get_saved_variables()[0];
+    return {grad * grad_outputs[0].to(grad.scalar_type()), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor chunked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
+                               const at::Tensor& targets, int64_t chunk_size) {
+  DTUNE_CHECK(chunk_size > 0, "loss chunk size must be > 0, got ", chunk_size);
+  DTUNE_CHECK(hidden.dim() == 2 && targets.dim() == 1 && hidden.size(0) == targets.size(0),
+              "chunked_lm_loss_sum: hidden (N, H) and targets (N) must agree");
+  if (hidden.requires_grad() && at::GradMode::is_enabled()) {
+    return ChunkedLmLoss::apply(hidden, lm_head.detach(), targets, chunk_size);
+  }
+  at::NoGradGuard no_grad;
+  return run_chunks(hidden, lm_head, targets, chunk_size, /*want_grad=*/false).first;
+}
+
+}  // namespace dtune

@@ -1,0 +1,150 @@
+// Checkpoint write (staged + renamed), discovery, load; see checkpoint.h.
+#include "dtune/train/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "dtune/core/error.h"
+#include "dtune/dist/communicator.h"
+#include "dtune/io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace dtune {
+namespace {
+
+constexpr const char* kPrefix = "checkpoint-";
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.flush();
+  DTUNE_CHECK(out.good(), "cannot write ", path.string(), " (disk full or no permission?)");
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  DTUNE_CHECK(in, "cannot read ", path.string());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Completed checkpoints in output_dir, oldest first: (step, path).
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kPrefix, 0) != 0 || !e.is_directory()) continue;
+    const std::string digits = name.substr(std::string(kPrefix).size());
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    if (!fs::exists(e.path() / "trainer_state.json")) continue;
+    out.emplace_back(std::stoll(digits), e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> load_all(const fs::path& file, c10::Device device) {
+  const SafetensorsFile f = SafetensorsFile::open(file.string());
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [name, entry] : f.entries()) out.emplace_back(name, f.load(name, at::kFloat, device));
+  return out;
+}
+
+}  // namespace
+
+std::string save_checkpoint(dist::Communicator& comm, const std::string& output_dir, const CheckpointData& data,
+                            const RankState& rank_state, int64_t keep_last) {
+  // Gather the rank states on rank 0 (small JSON; one broadcast per rank).
+  nlohmann::json ranks = nlohmann::json::array();
+  for (int r = 0; r < comm.world_size(); ++r) {
+    std::string bytes = comm.rank() == r ? rank_state.dump() : std::string();
+    comm.broadcast_string(bytes, r);
+    if (comm.rank() == 0) ranks.push_back(nlohmann::json::parse(bytes));
+  }
+  const fs::path final_path = fs::path(output_dir) / (kPrefix + std::to_string(data.step));
+  if (comm.rank() == 0) {
+    fs::create_directories(output_dir);
+    const fs::path tmp = fs::path(output_dir) / (".tmp-" + final_path.filename().string());
+    fs::remove_all(tmp);
+    save_peft_adapter(tmp.string(), data.adapter_config, data.adapter);  // creates tmp
+    save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
+    write_text(tmp / "rank_states.json", ranks.dump(1));
+    write_text(tmp / "config.ini", data.config_ini);
+    write_text(tmp / "trainer_state.json", data.trainer.dump(2));  // written last: marks complete
+    fs::remove_all(final_path);  // a checkpoint of the same step from an interrupted earlier run
+    fs::rename(tmp, final_path);
+    auto all = list_checkpoints(output_dir);
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
+  }
+  comm.barrier();  // nobody moves on (or exits) before the checkpoint is complete
+  return final_path.string();
+}
+
+std::optional<std::string> find_checkpoint(const std::string& output_dir, const std::string& resume) {
+  if (resume == "latest") {
+    const auto all = list_checkpoints(output_dir);
+    if (all.empty()) return std::nullopt;
+    return all.back().second.string();
+  }
+  DTUNE_CHECK(fs::exists(fs::path(resume) / "trainer_state.json"), "checkpoint.resume = ", resume,
+              " is not a complete checkpoint folder (no trainer_state.json); use 'latest' or a "
+              "checkpoint-STEP folder from checkpoint.output_dir");
+  return resume;
+}
+
+LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_size, c10::Device device) {
+  LoadedCheckpoint ck;
+  ck.path = path;
+  const fs::path dir(path);
+  try {
+    ck.trainer = nlohmann::json::parse(read_text(dir / "trainer_state.json"));
+    const auto ranks = nlohmann::json::parse(read_text(dir / "rank_states.json"));
+    DTUNE_CHECK(ranks.is_array() && static_cast<int>(ranks.size()) == world_size, "checkpoint ", path, " was written by ",
+                ranks.size(), " ranks but this job has ", world_size,
+                "; resume with the same number of ranks (the data order depends on it)");
+    ck.rank_state = ranks.at(static_cast<size_t>(rank));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(dtune::str("checkpoint ", path, " has malformed state: ", e.what()));
+  }
+  ck.adapter = load_peft_adapter(path, device).tensors;
+  ck.optimizer = load_all(dir / "optimizer.safetensors", device);
+  return ck;
+}
+
+std::string save_rng_state(c10::Device device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  const at::Tensor state = gen.get_state();
+  const auto* p = state.data_ptr<uint8_t>();
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(static_cast<size_t>(state.numel()) * 2);
+  for (int64_t i = 0; i < state.numel(); ++i) {
+    hex.push_back(kHex[p[i] >> 4]);
+    hex.push_back(kHex[p[i] & 15]);
+  }
+  return hex;
+}
+
+void restore_rng_state(c10::Device device, const std::string& hex) {
+  DTUNE_CHECK(hex.size() % 2 == 0, "checkpoint RNG state is malformed (odd hex length)");
+  at::Tensor state = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::kByte);
+  auto* p = state.data_ptr<uint8_t>();
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw Error("checkpoint RNG state is malformed (not hex)");
+  };
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(nibble(hex[2 * i]) * 16 + nibble(hex[2 * i + 1]));
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+}  // namespace dtune

@@ -1,0 +1,84 @@
+// Tests src/cli/generate_command.cpp end to end through the dtune binary: stdout holds exactly
+// the generated text (equal to transformers' greedy tokens, decoded), JSONL mode, usage errors.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include "dtune/tokenizer/tokenizer.h"
+
+namespace {
+
+const std::string kModelDir = std::string(DTUNE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct";
+
+struct Result {
+  int status = -1;
+  std::string out;  // stdout only; stderr goes to the test log
+};
+
+Result run(const std::string& args) {
+  Result r;
+  FILE* pipe = popen((std::string(DTUNE_BINARY) + " generate " + args).c_str(), "r");
+  BOOST_REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buf;
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0;) r.out.append(buf.data(), n);
+  const int raw = pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+// transformers' greedy ids for prompt 0, first n, without the EOS.
+std::string expected_text(size_t n) {
+  std::ifstream in(std::string(DTUNE_GENERATE_ORACLE_DIR) + "/greedy.json");
+  BOOST_REQUIRE(in);
+  auto ids = nlohmann::json::parse(in)["base"]["single"][0].get<std::vector<int32_t>>();
+  ids.resize(std::min(ids.size(), n));
+  while (!ids.empty() && ids.back() == 2) ids.pop_back();  // SmolLM2's <|im_end|>
+  return dtune::Tokenizer::load(kModelDir).decode(ids, true);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(stdout_is_the_greedy_text) {
+  const Result r = run("--model " + kModelDir + " --prompt 'The capital of France is' --temperature 0 "
+                       "--repetition-penalty 1 --max-new-tokens 16");
+  BOOST_TEST(r.status == 0);
+  BOOST_TEST(r.out == expected_text(16) + "\n");
+}
+
+BOOST_AUTO_TEST_CASE(jsonl_rows_in_order) {
+  std::string dir = "/tmp/dtune_generate_command_test_XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir.data()) != nullptr);
+  const std::string input = dir + "/in.jsonl";
+  std::ofstream(input) << "{\"prompt\": \"The capital of France is\"}\n\n{\"prompt\": \"Hello\"}\n";
+  const Result r = run("--model " + kModelDir + " --input " + input +
+                       " --temperature 0 --repetition-penalty 1 --max-new-tokens 16 --batch-size 2");
+  BOOST_TEST(r.status == 0);
+  std::vector<nlohmann::json> rows;
+  size_t start = 0;
+  for (size_t nl; (nl = r.out.find('\n', start)) != std::string::npos; start = nl + 1)
+    rows.push_back(nlohmann::json::parse(r.out.substr(start, nl - start)));
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  BOOST_TEST(rows[0]["prompt"] == "The capital of France is");
+  BOOST_TEST(rows[0]["completion"] == expected_text(16));  // batched with a shorter row
+  BOOST_TEST(rows[1]["prompt"] == "Hello");
+  BOOST_TEST(rows[0]["tokens"].get<int>() >= 1);
+  BOOST_TEST(rows[0]["seconds"].get<double>() > 0);
+  std::remove(input.c_str());  // not std::filesystem: see generator_test.cpp
+  rmdir(dir.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_bad_values_exit_1) {
+  BOOST_TEST(run("--model " + kModelDir + " 2>/dev/null").status == 2);  // no prompt source
+  BOOST_TEST(run("--model " + kModelDir + " --prompt a --input b 2>/dev/null").status == 2);
+  BOOST_TEST(run("--model " + kModelDir + " --prompt a --top-p 2 2>/dev/null").status == 1);
+  BOOST_TEST(run("--help").status == 0);
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `dtune train` under mpirun on CPU (fp32), on a tiny random Llama with the
+SmolLM2 tokenizer and the project's sample medical set. ctest runs this with the venv python:
+
+  train_e2e_test.py DTUNE_BINARY SOURCE_DIR [test names...]
+
+Each test states its tolerance. The oracle for the interop test is transformers + peft.
+"""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+DTUNE = os.path.abspath(sys.argv[1])
+SRC = os.path.abspath(sys.argv[2])
+PY = sys.executable
+WORK = tempfile.mkdtemp(prefix="dtune_e2e_")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+MODEL = os.path.join(WORK, "tiny_llama")
+DATA = os.path.join(WORK, "medical.h5")
+
+
+def sh(cmd, timeout=600, check=True, **kw):
+    p = subprocess.run(cmd, env=ENV, timeout=timeout, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+    return p
+
+
+def mpirun(np_, args, **kw):
+    return sh(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), DTUNE, "train"] + args, **kw)
+
+
+def base_args(out, micro, extra=()):
+    return ["--model.path=" + MODEL, "--data.path=" + DATA, "--checkpoint.output_dir=" + out,
+            "--train.precision=fp32", "--train.device=cpu", "--train.threads=1",
+            "--data.micro_batch_size=" + str(micro), "--train.gradient_accumulation_steps=2",
+            "--train.learning_rate=2e-3", "--train.warmup_steps=1", "--train.max_grad_norm=1.0",
+            "--lora.dropout=0", "--lora.target_modules=q_proj,k_proj,v_proj,o_proj",
+            "--train.gradient_checkpointing=false", "--generate.enabled=false",
+            "--log.progress=lines", "--log.tensorboard=false"] + list(extra)
+
+
+def losses(out):
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        rows = [json.loads(l) for l in f]
+    return [r["loss"] for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "eval"]
+
+
+def adapter(path):
+    from safetensors.numpy import load_file
+    return load_file(os.path.join(path, "adapter_model.safetensors"))
+
+
+def read_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
+def rel_close(a, b, rtol):
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def setUpModule():
+    sh([PY, os.path.join(SRC, "scripts/make_tiny_model.py"), "--arch", "llama", "--untied", "--seed", "3",
+        "--tokenizer", os.path.join(SRC, "models/SmolLM2-135M-Instruct"), "--output", MODEL])
+    sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
+        "--output", DATA, "--max-length", "160", "--eval-fraction", "0.15", "--seed", "1"])
+
+
+def tearDownModule():
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+class TrainE2E(unittest.TestCase):
+    def test_equivalence_across_rank_counts(self):
+        """-np 1 x 4, -np 2 x 2, -np 4 x 1 rows: same global batches, so per-step losses and final
+        adapters agree to 1e-5 relative (only the all-reduce summation order differs)."""
+        runs = {}
+        for np_, micro in ((1, 4), (2, 2), (4, 1)):
+            out = os.path.join(WORK, f"eq_np{np_}")
+            mpirun(np_, base_args(out, micro, ["--train.max_steps=4"]))
+            runs[np_] = (losses(out)[0], adapter(os.path.join(out, "adapter")))
+        ref_losses, ref_adapter = runs[1]
+        self.assertEqual(len(ref_losses), 4)
+        for np_ in (2, 4):
+            got_losses, got_adapter = runs[np_]
+            for i, (a, b) in enumerate(zip(ref_losses, got_losses)):
+                self.assertTrue(rel_close(a, b, 1e-5), f"np{np_} step {i + 1}: {a} vs {b}")
+            for k, v in ref_adapter.items():
+                diff = abs(got_adapter[k] - v).max()
+                scale = max(abs(v).max(), 1e-6)
+                self.assertLessEqual(diff / scale, 1e-5, f"np{np_} {k}: rel diff {diff / scale}")
+
+    def test_resume_is_exact(self):
+        """Stop after step 3 (a checkpoint), resume, and every later loss equals the
+        uninterrupted run's exactly (fp32 CPU is deterministic)."""
+        full = os.path.join(WORK, "resume_full")
+        mpirun(2, base_args(full, 2, ["--train.max_steps=6", "--lora.dropout=0.1"]))
+        part = os.path.join(WORK, "resume_part")
+        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.save_every=3",
+                                      "--checkpoint.keep_last=5"]))
+        # Drop everything after step 3, then resume from checkpoint-3.
+        shutil.rmtree(os.path.join(part, "checkpoint-6"))
+        shutil.rmtree(os.path.join(part, "adapter"))
+        with open(os.path.join(part, "metrics.jsonl")) as f:
+            kept = [l for l in f if json.loads(l)["kind"] == "train" and json.loads(l)["step"] <= 3]
+        with open(os.path.join(part, "metrics.jsonl"), "w") as f:
+            f.writelines(kept)
+        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"]))
+        a, b = losses(full)[0], losses(part)[0]
+        self.assertEqual(len(a), 6)
+        self.assertEqual(a, b)
+        for k, v in adapter(os.path.join(full, "adapter")).items():
+            self.assertTrue((adapter(os.path.join(part, "adapter"))[k] == v).all(), k)
+
+    def test_learning_and_peft_interop(self):
+        """Loss goes down over 3 epochs; the trained adapter's eval loss beats the base model's
+        (step-0 eval); and the adapter loaded by peft into transformers gives the eval loss dtune
+        reported, to 1e-4 relative (fp32, different kernels and summation order)."""
+        out = os.path.join(WORK, "learn")
+        mpirun(2, base_args(out, 2, ["--train.epochs=3", "--train.eval_every=1000"]))
+        train, evals = losses(out)
+        self.assertLess(sum(train[-3:]) / 3, sum(train[:3]) / 3, train)
+        final_eval = evals[-1]["loss"]
+        ref = json.loads(sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "eval-loss", MODEL,
+                             os.path.join(out, "adapter"), DATA]).stdout)
+        self.assertTrue(rel_close(ref["adapter"], final_eval, 1e-4), f"peft {ref['adapter']} vs dtune {final_eval}")
+        self.assertLess(ref["adapter"], ref["base"])
+
+    def test_preemption_checkpoints_and_resumes(self):
+        """SIGUSR1 to every rank (what Slurm's --signal does): the ranks finish the step,
+        checkpoint, exit 75; `--resume` then ends with the adapter of an uninterrupted run."""
+        args = ["--train.max_steps=8", "--lora.dropout=0.1"]
+        full = os.path.join(WORK, "preempt_full")
+        mpirun(2, base_args(full, 2, args))
+        out = os.path.join(WORK, "preempt")
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + base_args(out, 2, args)
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 240
+        while time.time() < deadline and not os.path.exists(os.path.join(out, "metrics.jsonl")):
+            time.sleep(0.2)
+        pids = subprocess.run(["pgrep", "-f", f"checkpoint.output_dir={out}"], capture_output=True, text=True).stdout.split()
+        ranks = [int(x) for x in pids if int(x) != p.pid and read_cmdline(int(x)).startswith(DTUNE)]
+        self.assertEqual(len(ranks), 2)
+        for r in ranks:
+            os.kill(r, signal.SIGUSR1)
+        _, err = p.communicate(timeout=240)
+        self.assertEqual(p.returncode, 75, err[-2000:])
+        cks = [d for d in os.listdir(out) if d.startswith("checkpoint-")]
+        self.assertEqual(len(cks), 1, cks)
+        self.assertLess(int(cks[0].split("-")[1]), 8, "the run finished before the signal arrived")
+        mpirun(2, base_args(out, 2, args + ["--checkpoint.resume=latest"]))
+        self.assertEqual(losses(full)[0], losses(out)[0])
+        ref = adapter(os.path.join(full, "adapter"))
+        got = adapter(os.path.join(out, "adapter"))
+        for k, v in ref.items():
+            self.assertTrue((got[k] == v).all(), k)
+
+    def test_killed_rank_brings_job_down(self):
+        """kill -9 one rank mid-run: every rank exits non-zero within 60 s, and the newest complete
+        checkpoint still loads (peft opens its adapter)."""
+        out = os.path.join(WORK, "fault")
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + \
+            base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1"])
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while time.time() < deadline and not os.path.isdir(os.path.join(out, "checkpoint-2")):
+            time.sleep(0.5)
+        self.assertTrue(os.path.isdir(os.path.join(out, "checkpoint-2")), "no checkpoint appeared")
+        pids = subprocess.run(["pgrep", "-f", f"checkpoint.output_dir={out}"], capture_output=True, text=True).stdout.split()
+        victims = [int(x) for x in pids if int(x) != p.pid]
+        ranks = [v for v in victims if read_cmdline(v).startswith(DTUNE)]
+        self.assertTrue(ranks, "no rank process found")
+        t0 = time.time()
+        os.kill(ranks[-1], signal.SIGKILL)
+        rc = p.wait(timeout=90)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(time.time() - t0, 60)
+        cks = sorted(int(d.split("-")[1]) for d in os.listdir(out) if d.startswith("checkpoint-"))
+        self.assertTrue(cks)
+        sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "load-adapter", MODEL,
+            os.path.join(out, f"checkpoint-{cks[-1]}")])
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

@@ -1,0 +1,177 @@
+// The trainer's parts against their references: the LR schedule against transformers'
+// get_scheduler, AdamW against torch.optim.AdamW, the fp16 loss scaler against GradScaler's
+// rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package.
+#include <boost/test/unit_test.hpp>
+
+// GCC 12 reports a false -Wrestrict in std::string concatenation at -O3 (GCC bug 105329).
+#pragma GCC diagnostic ignored "-Wrestrict"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "dtune/io/safetensors.h"
+#include "dtune/train/adamw.h"
+#include "dtune/train/loss_scaler.h"
+#include "dtune/train/lr_schedule.h"
+#include "dtune/train/param_bucket.h"
+#include "dtune/train/tensorboard_writer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string run(const std::string& cmd) {
+  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
+  BOOST_REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p.get())) > 0) out.append(buf, n);
+  return out;
+}
+
+std::string oracle(const std::string& args) {
+  return run(std::string(DTUNE_PYTHON) + " " + DTUNE_SOURCE_DIR + "/scripts/train_oracle.py " + args);
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("dtune_train_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(lr_schedule_matches_transformers) {
+  struct Case {
+    std::string kind;
+    int64_t total, warmup_steps;
+    double ratio;
+  };
+  for (const Case& c : {Case{"linear", 37, 0, 0.03}, Case{"linear", 10, 3, 0.0}, Case{"cosine", 25, 0, 0.1},
+                        Case{"cosine", 7, 0, 0.0}, Case{"constant", 12, 2, 0.0}, Case{"linear", 1, 0, 0.03}}) {
+    const auto want = nlohmann::json::parse(oracle("schedule " + c.kind + " " + std::to_string(c.total) + " " +
+                                                   std::to_string(c.warmup_steps) + " " + std::to_string(c.ratio)));
+    const dtune::LrSchedule s(c.kind, 1e-3, c.total, c.warmup_steps, c.ratio);
+    BOOST_REQUIRE_EQUAL(want.size(), static_cast<size_t>(c.total));
+    for (int64_t i = 0; i < c.total; ++i) {
+      // Both compute the same double expression; 1e-15 absorbs last-bit differences in cos().
+      BOOST_TEST(std::abs(s.lr(i) - want[i].get<double>()) <= 1e-15, c.kind << " step " << i << ": " << s.lr(i)
+                                                                          << " vs " << want[i].get<double>());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(adamw_matches_torch) {
+  const fs::path dir = temp_dir("adamw");
+  const std::string file = (dir / "adamw.safetensors").string();
+  oracle("adamw " + file);
+  const auto ref = dtune::SafetensorsFile::open(file);
+  auto load = [&](const char* n) { return ref.load(n, at::kFloat, c10::Device(c10::kCPU)); };
+  at::Tensor params = load("p0").clone();
+  at::Tensor grads = at::zeros_like(params);
+  dtune::AdamWOptions o;  // lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.01 as in the oracle
+  dtune::AdamW opt(params, grads, o);
+  for (int i = 0; i < 3; ++i) {
+    grads.copy_(load(("grad" + std::to_string(i)).c_str()));
+    opt.step(1e-3);
+    // Same single-tensor formula and kernels as torch.optim.AdamW(foreach=False): bitwise.
+    BOOST_TEST(at::equal(params, load(("p" + std::to_string(i + 1)).c_str())), "step " << i);
+  }
+  BOOST_TEST(at::equal(opt.exp_avg(), load("exp_avg")));
+  BOOST_TEST(at::equal(opt.exp_avg_sq(), load("exp_avg_sq")));
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(loss_scaler_follows_grad_scaler_rules) {
+  dtune::LossScaler s(true, 65536.0, 3);
+  BOOST_TEST(s.scale() == 65536.0);
+  BOOST_TEST(!s.update(true));  // overflow: skip, halve
+  BOOST_TEST(s.scale() == 32768.0);
+  BOOST_TEST(s.update(false));
+  BOOST_TEST(s.update(false));
+  BOOST_TEST(s.scale() == 32768.0);
+  BOOST_TEST(s.update(false));  // third clean step in a row: double
+  BOOST_TEST(s.scale() == 65536.0);
+  BOOST_TEST(s.update(false));
+  BOOST_TEST(!s.update(true));  // an overflow resets the clean-step count
+  BOOST_TEST(s.update(false));
+  BOOST_TEST(s.update(false));
+  BOOST_TEST(s.scale() == 32768.0);
+  dtune::LossScaler restored(true, 1.0, 3);
+  restored.load_state(s.state());
+  BOOST_TEST(restored.scale() == 32768.0);
+  BOOST_TEST(restored.update(false));  // continues the count: this is the third clean step
+  BOOST_TEST(restored.scale() == 65536.0);
+  dtune::LossScaler off(false, 65536.0, 3);
+  BOOST_TEST(off.scale() == 1.0);
+  BOOST_TEST(!off.update(true));  // bf16/fp32: non-finite steps are still skipped
+}
+
+BOOST_AUTO_TEST_CASE(param_bucket_is_one_flat_buffer) {
+  at::Tensor a = at::randn({4, 8}).requires_grad_();
+  at::Tensor b = at::randn({16, 4}).requires_grad_();
+  const at::Tensor a0 = a.detach().clone(), b0 = b.detach().clone();
+  dtune::ParamBucket bucket({{"a", a}, {"b", b}});
+  BOOST_TEST(bucket.numel() == 96);
+  BOOST_TEST(at::equal(a, a0));  // values kept
+  BOOST_TEST(at::equal(bucket.params().narrow(0, 32, 64).view({16, 4}), b0));
+  // The tensors now live in the bucket: an update of the bucket is seen through them.
+  { at::NoGradGuard g; bucket.params().add_(1.0); }
+  BOOST_TEST(at::equal(a, a0 + 1.0));
+  // Gradients accumulate into the flat gradient buffer, in place, across backward calls.
+  const at::Tensor x = at::randn({3, 8});
+  (x.matmul(a.t()).matmul(b.t())).sum().backward();
+  (x.matmul(a.t()).matmul(b.t())).sum().backward();
+  bucket.gather_grads();
+  BOOST_TEST(a.grad().data_ptr() == bucket.grads().data_ptr());
+  const at::Tensor ga = a.grad().clone();
+  at::Tensor a2 = a.detach().clone().requires_grad_(), b2 = b.detach().clone().requires_grad_();
+  (2 * x.matmul(a2.t()).matmul(b2.t())).sum().backward();
+  BOOST_TEST(at::allclose(ga, a2.grad(), 1e-5, 1e-5));
+  bucket.zero_grads();
+  BOOST_TEST(a.grad().abs().sum().item<double>() == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(crc32c_known_vector) {
+  // RFC 3720 (iSCSI) check value of CRC-32C over "123456789".
+  BOOST_TEST(dtune::crc32c("123456789", 9) == 0xE3069283u);
+}
+
+BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
+  const fs::path dir = temp_dir("tb");
+  std::string path;
+  {
+    dtune::TensorBoardWriter w(dir.string());
+    for (int step = 1; step <= 5; ++step) {
+      w.add_scalar("train/loss", 2.0 / step, step);
+      w.add_scalar("train/lr", 1e-4 * step, step);
+    }
+    path = w.path();
+  }
+  const std::string py =
+      "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
+      "import json,sys\n"
+      "a=E(sys.argv[1]); a.Reload()\n"
+      "print(json.dumps({t:[[e.step,e.value] for e in a.Scalars(t)] for t in a.Tags()['scalars']}))\n";
+  std::FILE* f = std::fopen((dir / "read.py").c_str(), "w");
+  std::fputs(py.c_str(), f);
+  std::fclose(f);
+  const auto got = nlohmann::json::parse(run(std::string(DTUNE_PYTHON) + " " + (dir / "read.py").string() + " " + dir.string() + " 2>/dev/null"));
+  BOOST_REQUIRE(got.contains("train/loss"));
+  BOOST_REQUIRE_EQUAL(got["train/loss"].size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    BOOST_TEST(got["train/loss"][i][0].get<int>() == i + 1);
+    // simple_value is a float32: compare at float precision.
+    BOOST_TEST(std::abs(got["train/loss"][i][1].get<double>() - 2.0 / (i + 1)) < 1e-6);
+    BOOST_TEST(std::abs(got["train/lr"][i][1].get<double>() - 1e-4 * (i + 1)) < 1e-10);
+  }
+  fs::remove_all(dir);
+}
