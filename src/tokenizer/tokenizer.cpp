@@ -18,7 +18,7 @@
 #include "dtune/tokenizer/normalizer.h"
 #include "dtune/tokenizer/post_processor.h"
 #include "dtune/tokenizer/pre_tokenizer.h"
-#include "dtune/tokenizer/sha256.h"
+#include "dtune/core/sha256.h"
 #include "dtune/tokenizer/utf8.h"
 
 namespace dtune {

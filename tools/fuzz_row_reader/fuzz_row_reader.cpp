@@ -15,7 +15,7 @@
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/row_reader.h"
-#include "dtune/data/sha256.h"
+#include "dtune/core/sha256.h"
 
 namespace {
 

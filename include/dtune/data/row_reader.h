@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "dtune/data/sha256.h"
+#include "dtune/core/sha256.h"
 
 namespace dtune {
 

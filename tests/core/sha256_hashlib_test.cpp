@@ -1,5 +1,5 @@
 // sha256_hex against Python hashlib (vectors in tests/data/tokenizer/sha256.json).
-#include "dtune/tokenizer/sha256.h"
+#include "dtune/core/sha256.h"
 
 #include <boost/test/unit_test.hpp>
 #include <fstream>

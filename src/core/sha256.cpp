@@ -1,5 +1,5 @@
-// Streaming SHA-256 (FIPS 180-4); see include/dtune/data/sha256.h.
-#include "dtune/data/sha256.h"
+// SHA-256 (FIPS 180-4); see include/dtune/core/sha256.h.
+#include "dtune/core/sha256.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -118,6 +118,12 @@ std::string sha256_file(const std::string& path) {
   while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) sha.update(buf.data(), n);
   DTUNE_CHECK(!std::ferror(f.get()), path, ": read error while hashing");
   return sha.hex_digest();
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  Sha256 h;
+  h.update(bytes);
+  return h.hex_digest();
 }
 
 }  // namespace dtune

@@ -1,4 +1,5 @@
-// Streaming SHA-256 (FIPS 180-4), used to fingerprint the source file and output of pretokenize.
+// SHA-256 (FIPS 180-4): streaming, one-shot and of a file. Fingerprints tokenizer.json, the
+// source rows and other inputs recorded in output files.
 #pragma once
 
 #include <array>
@@ -30,5 +31,8 @@ class Sha256 {
 
 // Hex sha256 of a whole file, read in 1 MiB pieces. Throws dtune::Error when unreadable.
 std::string sha256_file(const std::string& path);
+
+// Hex SHA-256 of bytes in memory.
+std::string sha256_hex(std::string_view bytes);
 
 }  // namespace dtune

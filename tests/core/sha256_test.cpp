@@ -1,9 +1,9 @@
 // Sha256: FIPS 180-4 test vectors, and that piecewise updates equal a one-shot hash.
-#include "dtune/data/sha256.h"
+#include "dtune/core/sha256.h"
 
 #include <boost/test/unit_test.hpp>
 
-#include "test_files.h"
+#include "../data/test_files.h"
 
 namespace {
 std::string hash(std::string_view s) {
