@@ -3,7 +3,10 @@
 
 Usage: .venv/bin/python bench/train_cpu_bench.py [--model models/SmolLM2-135M-Instruct]
        [--binary build/bin/dtune] [--input data/medical_sample.json] [--rows 120]
-       [--max-length 512] [--threads 2] [--steps 5] [--warmup 1] [--workdir /tmp/dtune_train_bench]
+       [--max-length 512] [--threads 2] [--steps 2] [--warmup 1] [--workdir /tmp/dtune_train_bench]
+
+The default run took 6.7 min on 2 shared cores at load 5-7 (dtune 19 s/step, pad-to-longest 28,
+the pad-to-L recipe 87: it dominates); --steps 5 takes about 2.5x that.
 
 Data: the --input rows are cycled to --rows rows (default 120: the 40-row sample three times, so
 warm-up + timed steps never wrap an epoch), pretokenized once with `dtune pretokenize --max-length L
@@ -37,7 +40,7 @@ def parse_args(argv=None):
     ap.add_argument("--rows", type=int, default=120, help="rows of the benchmark set (input cycled)")
     ap.add_argument("--max-length", type=int, default=512, help="L: pretokenize cut and recipe padding")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
+    ap.add_argument("--steps", type=int, default=2, help="timed optimizer steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps first")
     ap.add_argument("--micro-batch", type=int, default=2)
     ap.add_argument("--accum", type=int, default=4)
