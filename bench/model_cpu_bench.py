@@ -96,7 +96,7 @@ def main():
         hf = h if hf is None or h["ms_per_token"] < hf["ms_per_token"] else hf
     for r in (ours, hf):
         print(f"{r['impl']:>18}: {r['ms_per_token']:.3f} ms/token (fastest step)  "
-              f"{r['step_s']:.3f} s/step mean  forward+loss {r['forward_s']:.3f} s  "
+              f"{r['step_s']:.3f} s/step mean  forward+loss {r.get('forward_s', float('nan')):.3f} s  "
               f"loss {r['loss']:.5f}  peak RSS {r['peak_rss_mib']:.0f} MiB  ({r['threads']} threads)")
     print(f"speed-up (transformers / dtune): {hf['ms_per_token'] / ours['ms_per_token']:.2f}x")
 
