@@ -166,6 +166,7 @@ const std::vector<OptionSpec>& option_table() {
       DTUNE_INT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
       DTUNE_INT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
       DTUNE_BOOL(train.deterministic, "deterministic kernels"),
+      DTUNE_DBL(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
       DTUNE_STR(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
       DTUNE_INT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
       DTUNE_INT(checkpoint.keep_last, "complete checkpoints to keep"),

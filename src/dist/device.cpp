@@ -36,6 +36,17 @@ int cuda_device_count() {
 #endif
 }
 
+std::string device_name(c10::Device device) {
+#ifdef DTUNE_HAVE_CUDA
+  if (device.is_cuda()) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device.index()) == cudaSuccess) return prop.name;
+    return "cuda";
+  }
+#endif
+  return device.is_cuda() ? "cuda" : "cpu";
+}
+
 c10::Device select_device(const std::string& request, int local_rank) {
   DTUNE_CHECK(request == "auto" || request == "cpu" || request == "cuda",
               "train.device must be auto, cpu or cuda, got '", request, "'");

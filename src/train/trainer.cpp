@@ -69,6 +69,35 @@ AdapterConfig adapter_config(const Config& c) {
   return a;
 }
 
+// Model FLOPs of one training pass over batch, as MFU counts them (docs/TRAINING.md): 4N per
+// non-padding token (forward 2N, backward to the activations 2N; the frozen base weights get no
+// weight gradient) plus causal attention, 6 * layers * heads * head_dim * n^2 per row of n tokens
+// (forward QK^T and PV, backward twice that). Recomputation for checkpointing is not counted.
+double training_flops(const Batch& batch, const ModelConfig& c, int64_t n_params) {
+  const double attn_width = static_cast<double>(c.num_attention_heads * c.head_dim);
+  double flops = 0;
+  for (int64_t b = 0; b < batch.batch_size; ++b) {
+    const int32_t* ids = batch.sequence_ids.data() + b * batch.seq_len;
+    int64_t run = 0;
+    for (int64_t t = 0; t <= batch.seq_len; ++t) {
+      const bool same = t < batch.seq_len && t > 0 && ids[t] == ids[t - 1];
+      if (t > 0 && !same && ids[t - 1] >= 0) {  // a row ended at t - 1
+        const double n = static_cast<double>(run);
+        flops += 4.0 * static_cast<double>(n_params) * n + 6.0 * static_cast<double>(c.num_hidden_layers) * attn_width * n * n;
+      }
+      run = same ? run + 1 : 1;
+    }
+  }
+  return flops;
+}
+
+// Dense fp16/bf16 peak of known GPUs in TFLOP/s, 0 when unknown (then set train.peak_tflops).
+double known_peak_tflops(const std::string& name) {
+  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.0;
+  if (name.find("A100") != std::string::npos) return 312.0;
+  return 0.0;
+}
+
 // Micro-batches every rank runs in epoch: the minimum over ranks (packing can differ by rank).
 int64_t micro_batches_in_epoch(const Batcher& batcher, dist::Communicator& comm, int64_t epoch) {
   const double mine = static_cast<double>(batcher.batches_in_epoch(epoch));
@@ -153,6 +182,9 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   const LrSchedule schedule(cfg.train.lr_scheduler, cfg.train.learning_rate, total_steps, cfg.train.warmup_steps,
                             cfg.train.warmup_ratio);
   LossScaler scaler(cfg.train.precision == "fp16", cfg.train.loss_scale_init, cfg.train.loss_scale_growth_interval);
+  const double peak_tflops = cfg.train.peak_tflops > 0 ? cfg.train.peak_tflops
+                             : device.is_cuda()     ? known_peak_tflops(dist::device_name(device))
+                                                    : 0.0;
 
   // ---- Resume --------------------------------------------------------------------------------
   int64_t step = 0, epoch = 0, micro_in_epoch = 0;
@@ -220,6 +252,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   // ---- The loop ------------------------------------------------------------------------------
   model.set_training(true);
   int64_t nonfinite_streak = 0, tokens_since_log = 0;
+  double flops_since_log = 0;
   double t_log = now_s();
   int64_t last_saved = resume_from ? step : -1;
   bool preempted = false;
@@ -237,6 +270,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     for (int64_t i = 0; i < n_micro; ++i) {
       DTUNE_CHECK(batcher.next(micro[i]), "internal: rank ", rank, " ran out of batches in epoch ", epoch);
       local_tokens += micro[i].num_loss_tokens;
+      flops_since_log += training_flops(micro[i], model.config(), model.num_parameters());
     }
     const double global_tokens = comm->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
     DTUNE_CHECK(global_tokens > 0, "step ", step + 1, " has no loss tokens on any rank (all completions "
@@ -288,15 +322,19 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     const double loss = comm->all_reduce_scalar(loss_sum.item<double>(), dist::ReduceOp::kSum) / global_tokens;
     tokens_since_log += local_real;
     if (metrics) {
-      const double dt = now_s() - t_log;
-      metrics->log_step(step, {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
-                               {"tokens_per_s", world * tokens_since_log / std::max(dt, 1e-9)},
-                               {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
-                               {"peak_mem_gib", peak_rss_gib()}, {"step_s", now_s() - t_step},
-                               {"allreduce_s", reduce_s}});
-      t_log = now_s();
-      tokens_since_log = 0;
+      const double dt = std::max(now_s() - t_log, 1e-9);
+      const double tflops = flops_since_log / dt / 1e12;  // achieved on this rank's device
+      Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
+                   {"tokens_per_s", world * tokens_since_log / dt},
+                   {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
+                   {"peak_mem_gib", peak_rss_gib()}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
+                   {"tflops", tflops}};
+      if (peak_tflops > 0) m.emplace_back("mfu", tflops / peak_tflops);
+      metrics->log_step(step, m);
     }
+    t_log = now_s();
+    tokens_since_log = 0;
+    flops_since_log = 0;
     if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && step < total_steps) {
       run_eval(step);
       model.set_training(true);

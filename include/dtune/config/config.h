@@ -60,6 +60,7 @@ struct TrainSection {
   int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles
   int64_t max_nonfinite_steps = 20;   // consecutive skipped steps before the run stops
   bool deterministic = false;         // deterministic kernels (tests; slower on GPU)
+  double peak_tflops = 0;             // per-GPU dense peak for MFU; 0 = from the GPU's name (H100/H200/A100)
 };
 
 // [checkpoint]: where and how often state is saved.

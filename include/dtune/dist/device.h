@@ -10,6 +10,8 @@ namespace dtune::dist {
 bool cuda_compiled();             // the CUDA/NCCL path is in this binary
 std::string cuda_build_info();    // "CUDA 13.0, NCCL 2.28.9" (compiled-in versions)
 int cuda_device_count();          // GPUs visible now; 0 without a driver or a GPU
+// Marketing name of a CUDA device ("NVIDIA H200"); "cpu" for the CPU.
+std::string device_name(c10::Device device);
 
 // request: "auto" (cuda if a GPU is visible, else cpu) | "cpu" | "cuda".
 // local_rank picks the GPU (local_rank % device count); sets it as the current device.
