@@ -30,7 +30,9 @@ APT_PACKAGES=(
   libhdf5-dev hdf5-tools
   libboost-program-options-dev libboost-test-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev
-  time bc
+  time bc procps
+  # A one-node Slurm for tests/launch (slurm/finetune.sh under sbatch, requeue): daemons + munge.
+  slurm-wlm munge
 )
 
 sudo_cmd=""

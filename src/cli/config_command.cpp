@@ -16,7 +16,8 @@ namespace dtune::cli {
 int run_config(int argc, char** argv) {
   po::options_description own("dtune config --config FILE.ini [--section.key=value ...]");
   own.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI file (see configs/)")(
-      "no-validate", "print without validating");
+      "no-validate", "print without validating")(
+      "get", po::value<std::string>(), "print only this option's value (section.key), e.g. for job scripts");
   po::options_description all;
   all.add(own).add(config_options_description());
 
@@ -31,6 +32,10 @@ int run_config(int argc, char** argv) {
   const std::vector<std::string> overrides = po::collect_unrecognized(parsed.options, po::include_positional);
   const Config config = load_config(vm.count("config") ? vm["config"].as<std::string>() : "", overrides);
   if (!vm.count("no-validate")) validate(config);
+  if (vm.count("get")) {
+    std::printf("%s\n", config_value(config, vm["get"].as<std::string>()).c_str());
+    return kExitOk;
+  }
   std::fputs(format_config(config).c_str(), stdout);
   return kExitOk;
 }

@@ -40,7 +40,7 @@ int run_pretokenize(int argc, char** argv) {
        "share of rows put in /eval, decided per row by (row number, seed)")
       ("seed", po::value(&opt.seed)->default_value(opt.seed), "seed of the train/eval split")
       ("threads", po::value(&opt.threads)->default_value(0),
-       "tokenizer threads; 0 = all hardware threads")
+       "tokenizer threads; 0 = every CPU this process may use")
       ("skip-bad-rows", po::bool_switch(&opt.skip_bad_rows),
        "skip malformed/incomplete rows with a warning instead of stopping")
       ("add-bos", po::value(&add_bos)->default_value(add_bos)->value_name("auto|yes|no"),

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dtune/cli/commands.h"
+#include "dtune/core/cpus.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/tokenizer/tokenizer.h"
@@ -25,7 +26,7 @@ struct TokenizeOptions {
   bool add_special_tokens = false;   // apply the post-processor (e.g. Llama 3's BOS)
   bool decode = false;               // read {"ids": [...]}, write {"text": ...}
   bool skip_special_tokens = false;  // --decode: drop special tokens from the text
-  int threads = 0;                   // worker threads; 0 = all hardware threads
+  int threads = 0;                   // worker threads; 0 = every CPU this process may use
   std::size_t batch_lines = 8192;    // lines read before a parallel pass
 };
 
@@ -124,7 +125,7 @@ int run_tokenize(int argc, char** argv) {
       ("add-special-tokens", po::bool_switch(&opt.add_special_tokens), "apply the post-processor (e.g. BOS for Llama 3)")
       ("decode", po::bool_switch(&opt.decode), "read {\"ids\": [...]} lines and write {\"text\": ...}")
       ("skip-special-tokens", po::bool_switch(&opt.skip_special_tokens), "with --decode: leave special tokens out")
-      ("threads", po::value(&opt.threads)->default_value(0), "worker threads (0 = all hardware threads)")
+      ("threads", po::value(&opt.threads)->default_value(0), "worker threads (0 = every CPU this process may use)")
       ("batch-lines", po::value(&opt.batch_lines)->default_value(8192), "lines per parallel batch");
   po::variables_map vm;
   try {
@@ -138,11 +139,11 @@ int run_tokenize(int argc, char** argv) {
     std::cerr << "dtune tokenize: " << e.what() << "\n\n" << desc << "\n";
     return kExitUsage;
   }
-  DTUNE_CHECK(opt.threads >= 0, "--threads must be >= 0 (0 = all hardware threads), got ", opt.threads);
+  DTUNE_CHECK(opt.threads >= 0, "--threads must be >= 0 (0 = every CPU this process may use), got ", opt.threads);
   DTUNE_CHECK(opt.batch_lines >= 1, "--batch-lines must be >= 1");
   DTUNE_CHECK(!opt.skip_special_tokens || opt.decode, "--skip-special-tokens applies only with --decode");
   DTUNE_CHECK(!opt.add_special_tokens || !opt.decode, "--add-special-tokens applies only when encoding, not with --decode");
-  const int threads = opt.threads > 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = opt.threads > 0 ? opt.threads : affinity_cpu_count();
 
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();

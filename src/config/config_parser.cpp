@@ -76,11 +76,11 @@ std::vector<std::string> parse_list(const std::string& v) {
   return out;
 }
 
+// Shortest text that reads back to the same double: 0.1 prints as "0.1", not 0.10000000000000001.
 std::string format_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  char buf[32];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, res.ptr);
 }
 
 std::string format_list(const std::vector<std::string>& v) {
@@ -161,12 +161,13 @@ const std::vector<OptionSpec>& option_table() {
       DTUNE_BOOL(train.gradient_checkpointing, "recompute layers in backward"),
       DTUNE_INT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
       DTUNE_UINT(train.seed, "seed for LoRA init and dropout"),
-      DTUNE_INT(train.threads, "CPU threads per rank; 0 = cores / local ranks"),
+      DTUNE_INT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),
       DTUNE_DBL(train.loss_scale_init, "fp16 initial loss scale"),
       DTUNE_INT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
       DTUNE_INT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
       DTUNE_BOOL(train.deterministic, "deterministic kernels"),
       DTUNE_DBL(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
+      DTUNE_DBL(train.nccl_timeout, "seconds an NCCL collective may take before the job is aborted (GPU runs)"),
       DTUNE_STR(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
       DTUNE_INT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
       DTUNE_INT(checkpoint.keep_last, "complete checkpoints to keep"),
@@ -249,6 +250,12 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     apply(config, vm, "command line");
   }
   return config;
+}
+
+std::string config_value(const Config& config, const std::string& name) {
+  for (const OptionSpec& o : option_table())
+    if (name == o.name) return o.get(config);
+  throw Error("unknown config option '" + name + "'; `dtune config --help` lists them as section.key");
 }
 
 std::string format_config(const Config& config) {

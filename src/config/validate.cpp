@@ -68,6 +68,8 @@ void validate(const Config& c) {
   require(t.loss_scale_init >= 1, "train.loss_scale_init", t.loss_scale_init, "must be >= 1");
   require(t.loss_scale_growth_interval > 0, "train.loss_scale_growth_interval", t.loss_scale_growth_interval, "must be > 0");
   require(t.peak_tflops >= 0, "train.peak_tflops", t.peak_tflops, "must be >= 0 (0 = by GPU name)");
+  require(t.nccl_timeout > 0, "train.nccl_timeout", t.nccl_timeout,
+          "must be > 0 seconds (raise it when a rank legitimately stalls, e.g. a slow checkpoint)");
   require(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", t.max_nonfinite_steps, "must be > 0");
   require(!(t.precision != "fp32" && t.device == "cpu"), "train.precision", t.precision,
           "must be fp32 when train.device = cpu (fp16/bf16 training is for GPUs)");

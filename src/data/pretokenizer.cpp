@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "dtune/core/cpus.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/hdf5_writer.h"
@@ -196,7 +197,7 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
 
   const int threads = options.threads > 0
                           ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+                          : affinity_cpu_count();
   Pipeline p;
   p.max_in_flight = options.max_batches_in_flight > 0 ? options.max_batches_in_flight : 4 * threads;
   PretokenizeStats stats;

@@ -1,7 +1,10 @@
 // Device selection: one GPU per node-local rank, or the CPU.
 #include "dtune/dist/device.h"
 
+#include <sys/resource.h>
+
 #ifdef DTUNE_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -45,6 +48,20 @@ std::string device_name(c10::Device device) {
   }
 #endif
   return device.is_cuda() ? "cuda" : "cpu";
+}
+
+double peak_memory_gib(c10::Device device) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+#ifdef DTUNE_HAVE_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const auto aggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    return static_cast<double>(stats.allocated_bytes[aggregate].peak) / kGiB;
+  }
+#endif
+  rusage ru{};
+  DTUNE_CHECK(getrusage(RUSAGE_SELF, &ru) == 0, "getrusage failed");
+  return static_cast<double>(ru.ru_maxrss) * 1024.0 / kGiB;  // ru_maxrss is in KiB
 }
 
 c10::Device select_device(const std::string& request, int local_rank) {

@@ -28,9 +28,11 @@ BatchTensors to_tensors(const Batch& batch, bool packed, c10::Device device) {
   out.num_real_tokens = std::accumulate(batch.lengths.begin(), batch.lengths.end(), int64_t{0});
   if (packed) {
     out.mask = AttentionMask::packed(to_long(batch.sequence_ids, b, t, device));
-  } else if (out.num_real_tokens < b * t) {
-    out.mask = AttentionMask::padding(to_long(batch.attention_mask, b, t, device));
   } else {
+    // The batcher pads on the right. Under plain causal attention a real token only sees earlier
+    // positions, which are all real, so it is exact for every token that carries loss (padding
+    // positions carry none and no real token sees them). No mask tensor keeps SDPA on its fused
+    // flash kernels, which take none (tests/model/decoder_test.cpp checks the equivalence).
     out.mask = AttentionMask::causal();
   }
   return out;

@@ -1,7 +1,11 @@
 // Async-signal-safe preemption flag; see preemption.h.
 #include "dtune/train/preemption.h"
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+
+#include "dtune/core/error.h"
 
 namespace dtune {
 namespace {
@@ -14,8 +18,9 @@ void install_preemption_handlers() {
   sa.sa_handler = on_preemption_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGUSR1, &sa, nullptr);
+  for (const int sig : {SIGTERM, SIGUSR1})
+    DTUNE_CHECK(sigaction(sig, &sa, nullptr) == 0, "cannot install the handler for signal ", sig, ": ",
+                std::strerror(errno));
 }
 
 bool preemption_requested() { return g_preempted != 0; }

@@ -1,18 +1,15 @@
 // The training recipe; see trainer.h. Each block below is one stage of the run, in order.
 #include "dtune/train/trainer.h"
 
-#include <sys/resource.h>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "dtune/config/config_parser.h"
+#include "dtune/core/cpus.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/batcher.h"
@@ -37,19 +34,12 @@
 #include "dtune/train/param_bucket.h"
 #include "dtune/train/preemption.h"
 
-namespace fs = std::filesystem;
 
 namespace dtune {
 namespace {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double peak_rss_gib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
 }
 
 c10::ScalarType precision_dtype(const std::string& p) {
@@ -116,11 +106,11 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   const c10::Device device = dist::select_device(cfg.train.device, env.local_rank());
   const int threads = cfg.train.threads > 0
                           ? static_cast<int>(cfg.train.threads)
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / env.local_size());
+                          : default_threads_per_rank(env.local_size());
   if (device.is_cpu()) at::set_num_threads(threads);
   if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
   std::unique_ptr<dist::Communicator> comm =
-      device.is_cuda() ? env.make_nccl_communicator(device.index(), /*timeout_s=*/600.0)
+      device.is_cuda() ? env.make_nccl_communicator(device.index(), cfg.train.nccl_timeout)
       : env.world_size() > 1 ? env.make_mpi_communicator()
                              : dist::make_single_process_communicator();
   const int rank = comm->rank(), world = comm->world_size();
@@ -327,7 +317,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
       Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
                    {"tokens_per_s", world * tokens_since_log / dt},
                    {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
-                   {"peak_mem_gib", peak_rss_gib()}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
+                   {"peak_mem_gib", dist::peak_memory_gib(device)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
                    {"tflops", tflops}};
       if (peak_tflops > 0) m.emplace_back("mfu", tflops / peak_tflops);
       metrics->log_step(step, m);
@@ -362,11 +352,10 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     std::vector<std::pair<std::string, at::Tensor>> adapter;
     for (const auto& [name, t] : bucket.named()) adapter.emplace_back(name, t.detach());
     const std::string dir = cfg.checkpoint.output_dir + "/adapter";
-    fs::remove_all(dir);
-    save_peft_adapter(dir, adapter_config(cfg), adapter);
+    save_peft_adapter(dir, adapter_config(cfg), adapter);  // staged: replaces an older adapter whole
     metrics->finish_line();
     log::info(dtune::str("done: ", step, " steps in ", static_cast<int64_t>(now_s() - t_start), " s; adapter in ", dir,
-                         " (PeftModel.from_pretrained loads it); peak memory ", peak_rss_gib(), " GiB on rank 0"));
+                         " (PeftModel.from_pretrained loads it); peak memory ", dist::peak_memory_gib(device), " GiB on rank 0"));
   }
   if (rank == 0 && cfg.generate.enabled) {
     model.set_training(false);

@@ -97,6 +97,14 @@ BOOST_AUTO_TEST_CASE(missing_file_is_an_error) {
   expect_error([] { load_config("/nonexistent/x.ini", {}); }, {"/nonexistent/x.ini"});
 }
 
+BOOST_AUTO_TEST_CASE(config_value_prints_one_option) {
+  const Config c = load_config("", {"--data.path=/d/x.h5", "--lora.dropout=0.1", "--train.learning_rate=1e-4"});
+  BOOST_TEST(dtune::config_value(c, "data.path") == "/d/x.h5");
+  BOOST_TEST(dtune::config_value(c, "lora.dropout") == "0.1");  // shortest text, not 0.10000000000000001
+  BOOST_TEST(dtune::config_value(c, "train.learning_rate") == "1e-04");  // to_chars picks the shorter form
+  expect_error([&] { dtune::config_value(c, "data.nope"); }, {"data.nope", "dtune config --help"});
+}
+
 BOOST_AUTO_TEST_CASE(format_then_load_round_trips) {
   Config c = load_config("", {"--model.path=/m", "--lora.r=16", "--lora.target_modules=q_proj,o_proj,down_proj",
                                "--train.learning_rate=1.2345678901234e-05", "--checkpoint.resume=latest",
@@ -107,7 +115,7 @@ BOOST_AUTO_TEST_CASE(format_then_load_round_trips) {
   const Config back = load_config(ini, {});
   BOOST_TEST(dtune::format_config(back) == text);
   BOOST_TEST(back.generate.prompt == c.generate.prompt);
-  BOOST_TEST(back.train.learning_rate == c.train.learning_rate);  // 17 digits: exact
+  BOOST_TEST(back.train.learning_rate == c.train.learning_rate);  // shortest round-trip text: exact
   BOOST_TEST(back.train.seed == 123456789012u);
   BOOST_TEST(back.lora.target_modules.size() == 3u);
   fs::remove(ini);

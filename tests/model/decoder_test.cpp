@@ -85,6 +85,13 @@ BOOST_AUTO_TEST_CASE(padded_rows_match_rows_run_alone) {
     BOOST_TEST(scaled_max_diff(la, full_logits(d, a)[0]) <= 1e-5, "left=" << left);
     BOOST_TEST(scaled_max_diff(logits[1], full_logits(d, b)[0]) <= 1e-5, "left=" << left);
     BOOST_TEST(std::isfinite(logits.abs().max().item<double>()), "no NaN from padding queries");
+    if (!left) {
+      // Right padding under plain causal attention (what training batches use): real tokens
+      // only see earlier, real positions, so their logits are the same.
+      const at::Tensor causal = d.logits(d.forward_hidden(ids, position_ids_from_padding(valid), AttentionMask::causal()));
+      BOOST_TEST(scaled_max_diff(causal[0].slice(0, 0, 9), full_logits(d, a)[0]) <= 1e-5);
+      BOOST_TEST(scaled_max_diff(causal[1], full_logits(d, b)[0]) <= 1e-5);
+    }
   }
 }
 

@@ -55,12 +55,13 @@ struct TrainSection {
   bool gradient_checkpointing = true; // recompute each layer in backward (less memory)
   int64_t eval_every = 0;             // optimizer steps between evals; 0 = only at the end
   uint64_t seed = 42;                 // LoRA init, dropout and generation seeds derive from it
-  int64_t threads = 0;                // CPU intra-op threads per rank; 0 = cores / local ranks
+  int64_t threads = 0;                // CPU intra-op threads per rank; 0 = the CPUs the launcher bound the rank to, else cores / ranks on the node
   double loss_scale_init = 65536.0;   // fp16 dynamic loss scale start
   int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles
   int64_t max_nonfinite_steps = 20;   // consecutive skipped steps before the run stops
   bool deterministic = false;         // deterministic kernels (tests; slower on GPU)
   double peak_tflops = 0;             // per-GPU dense peak for MFU; 0 = from the GPU's name (H100/H200/A100)
+  double nccl_timeout = 600;          // seconds one NCCL collective may take before the job is aborted
 };
 
 // [checkpoint]: where and how often state is saved.

@@ -21,6 +21,9 @@ boost::program_options::options_description config_options_description();
 // unreadable files throw dtune::Error naming the option and the file. Does NOT call validate().
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides);
 
+// One resolved value by "section.key", as format_config prints it; an unknown name throws.
+std::string config_value(const Config& config, const std::string& name);
+
 // The resolved config as INI text; load_config(file with this text, {}) gives the same Config.
 std::string format_config(const Config& config);
 

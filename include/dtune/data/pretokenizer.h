@@ -31,7 +31,7 @@ struct PretokenizeOptions {
   int64_t max_length = 1024;    // tokens per row at most, BOS/EOS included; longer rows are cut
   double eval_fraction = 0.05;  // probability of a row going to /eval, in [0, 1)
   uint64_t seed = 42;           // fixes the train/eval split
-  int threads = 0;              // tokenizer threads; 0 = all hardware threads
+  int threads = 0;              // tokenizer threads; 0 = every CPU this process may use
   bool skip_bad_rows = false;   // bad input rows become counted warnings instead of errors
   AddBos add_bos = AddBos::kAuto;
   int64_t rows_per_batch = 64;  // rows per work item handed to a tokenizer thread

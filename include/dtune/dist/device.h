@@ -13,6 +13,11 @@ int cuda_device_count();          // GPUs visible now; 0 without a driver or a G
 // Marketing name of a CUDA device ("NVIDIA H200"); "cpu" for the CPU.
 std::string device_name(c10::Device device);
 
+// Peak memory of this process on `device` since start, in GiB: on a GPU the tensors' peak
+// allocation (the CUDA caching allocator's allocated-bytes peak, as torch.cuda.max_memory_allocated
+// reports it); on the CPU the process's peak resident set size.
+double peak_memory_gib(c10::Device device);
+
 // request: "auto" (cuda if a GPU is visible, else cpu) | "cpu" | "cuda".
 // local_rank picks the GPU (local_rank % device count); sets it as the current device.
 // Throws dtune::Error when "cuda" is requested and none is usable.

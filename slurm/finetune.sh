@@ -1,0 +1,135 @@
+#!/bin/bash
+# dtune LoRA fine-tuning on a Slurm cluster: one MPI rank per GPU, on one or many nodes.
+#
+#   sbatch slurm/finetune.sh [CONFIG] [--section.key=value ...]
+#   sbatch --nodes=4 slurm/finetune.sh configs/deepseek_r1_distill_llama8b_recipe.ini --train.epochs=2
+#
+# Submit from the repository root (paths are relative to it). Flags given to sbatch override the
+# #SBATCH lines below. The data must exist first: slurm/pretokenize.sh, or slurm/submit.sh, which
+# chains both jobs. docs/HPC.md is the guide.
+#
+# Preemption and time limits: Slurm sends SIGUSR1 to this script 5 minutes before the time limit
+# (--signal below). The script passes it on to every rank; the ranks finish the step they are in,
+# write a checkpoint and exit 75, and the script requeues the job. The next allocation resumes
+# from that checkpoint (--checkpoint.resume=latest). The log continues in the same file.
+#
+# Environment (set before sbatch; sbatch exports your environment to the job):
+#   DTUNE             the binary (default build/bin/dtune)
+#   DTUNE_LAUNCHER    srun (default) | mpirun: how ranks start inside the allocation
+#   DTUNE_SRUN_MPI    srun's --mpi plugin (default pmix; `srun --mpi=list` shows the site's)
+#   DTUNE_RESUME      latest (default: continue from checkpoint.output_dir's newest checkpoint,
+#                     start fresh if there is none) | "" (always fresh) | a checkpoint folder
+#   NCCL_*            passed to every rank; defaults below
+#
+# Lines marked SITE are the ones each cluster changes.
+#
+#SBATCH --job-name=dtune-finetune
+#SBATCH --nodes=1
+# One rank per GPU: --ntasks-per-node must equal --gpus-per-node.
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+# Cores per rank (per GPU): the rank's CPU threads, data reading, the NCCL proxy thread.
+#SBATCH --cpus-per-task=16
+#SBATCH --time=24:00:00
+# %x = job name, %j = job id; a requeued job keeps its id and appends to the same file.
+#SBATCH --output=%x-%j.out
+#SBATCH --open-mode=append
+# SIGUSR1 to this script (B:) 300 s before the time limit; the job may be requeued.
+#SBATCH --signal=B:USR1@300
+#SBATCH --requeue
+# SITE: the partition and the account to charge; uncomment (remove one '#') and fill in.
+##SBATCH --partition=gpu
+##SBATCH --account=PROJECT
+# SITE: whole nodes are usually faster for multi-node runs (NCCL, NUMA); uncomment if allowed.
+##SBATCH --exclusive
+
+set -uo pipefail
+cd "${SLURM_SUBMIT_DIR:-.}" || exit 2
+
+# ---- SITE: the software environment -------------------------------------------------------
+# The build's modules must be loaded here too (docs/HPC.md, "Building on a cluster"), e.g.:
+# module load gcc/12 cuda/12.8 openmpi/4.1 hdf5/1.14
+# libtorch is found through the binary's RPATH (the .venv or the libtorch archive it was built with).
+
+config=${1:-configs/deepseek_r1_distill_llama8b_recipe.ini}
+[ $# -gt 0 ] && shift
+DTUNE=${DTUNE:-build/bin/dtune}
+launcher=${DTUNE_LAUNCHER:-srun}
+resume=${DTUNE_RESUME-latest}
+log() { echo "finetune.sh: $*" >&2; }
+
+[ -f "$config" ] || { log "config $config not found (paths are relative to $PWD, the submit directory)"; exit 2; }
+[ -x "$DTUNE" ] || { log "$DTUNE is not an executable; build first (README) or set DTUNE"; exit 2; }
+# Check the config before any GPU time is spent: bad keys and values fail here, by name.
+"$DTUNE" config --config "$config" "$@" > /dev/null || { log "config $config is not valid (see above)"; exit 2; }
+
+# ---- Threads and NCCL defaults ---------------------------------------------------------------
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+# WARN prints NCCL's problems only; INFO shows the transports it picked (IB, NVLink, sockets).
+export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+# Left to NCCL unless set: NCCL_SOCKET_IFNAME (e.g. ib0, or ^lo,docker to exclude),
+# NCCL_IB_HCA (e.g. mlx5_0,mlx5_1), NCCL_IB_DISABLE=1 (no InfiniBand), NCCL_NET_GDR_LEVEL.
+# docs/HPC.md, "NCCL troubleshooting", says when to set which.
+
+# ---- Start the ranks --------------------------------------------------------------------------
+nodes=${SLURM_JOB_NUM_NODES:-1}
+ntasks=${SLURM_NTASKS:-1}
+log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}): $ntasks ranks on $nodes node(s) [${SLURM_JOB_NODELIST:-}], config $config, launcher $launcher"
+case "$launcher" in
+  srun)
+    # --kill-on-bad-exit: a rank that dies without MPI_Abort (a segfault) still ends the step.
+    launch=(srun --mpi="${DTUNE_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --cpu-bind=cores)
+    ;;
+  mpirun)
+    # OpenMPI reads the allocation from Slurm; -x passes the environment to remote ranks.
+    per_node=$(( ntasks / nodes ))
+    launch=(mpirun -np "$ntasks" --map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core)
+    for v in $(compgen -e | grep -E '^(NCCL_|CUDA_|OMP_NUM_THREADS$|UCX_)' || true); do launch+=(-x "$v"); done
+    ;;
+  *) log "DTUNE_LAUNCHER=$launcher: use srun or mpirun"; exit 2 ;;
+esac
+
+got_signal=""
+on_signal() {
+  got_signal=$1
+  log "SIG$1 at $(date +%T): asking every rank to checkpoint and stop"
+  [ -n "${pid:-}" ] && kill -s USR1 "$pid" 2>/dev/null
+}
+trap 'on_signal USR1' USR1
+trap 'on_signal TERM' TERM
+
+out_dir=$("$DTUNE" config --config "$config" "$@" --get checkpoint.output_dir)
+started=$(date +%s)
+"${launch[@]}" "$DTUNE" train --config "$config" --checkpoint.resume="$resume" "$@" &
+pid=$!
+# A trapped signal interrupts `wait`; wait again until the launcher has really exited.
+while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+wait "$pid"
+rc=$?
+log "ranks exited with $rc at $(date +%T)"
+
+# ---- Requeue after a time-limit warning --------------------------------------------------------
+# dtune exits 75 after checkpointing on a signal. A launcher that tears down the other ranks after
+# the first one exits may report another code; the checkpoint is complete before any rank exits
+# (the ranks wait for each other), so any non-zero exit after our USR1 resumes cleanly.
+if [ "$got_signal" = USR1 ] && [ "$rc" -ne 0 ]; then
+  if [ -n "${SLURM_JOB_ID:-}" ] && scontrol requeue "$SLURM_JOB_ID"; then
+    log "requeued job $SLURM_JOB_ID; the next allocation resumes from the checkpoint"
+    exit 0
+  fi
+  log "could not requeue; resubmit the same command to resume from the checkpoint"
+  exit 75
+fi
+# A launcher can report success for ranks that never started (seen with srun when a step fails to
+# launch); a finished run has written its adapter during this job.
+if [ "$rc" -eq 0 ]; then
+  adapter="$out_dir/adapter/adapter_model.safetensors"
+  if [ ! -f "$adapter" ] || [ "$(stat -c %Y "$adapter")" -lt "$started" ]; then
+    log "the launcher exited 0 but this run wrote no $adapter: the ranks did not run to the end (see above)"
+    exit 1
+  fi
+  log "done: adapter in $out_dir/adapter"
+fi
+# SIGTERM comes from scancel or from preemption by another job; Slurm decides whether the job
+# comes back (a preempted job is requeued by Slurm itself when the site allows it).
+exit "$rc"
