@@ -33,7 +33,7 @@ std::string format_metrics(const Metrics& m) {
   char buf[64];
   for (const auto& [k, v] : m) {
     if (k == "lr") std::snprintf(buf, sizeof(buf), " %s %.3g", k.c_str(), v);
-    else if (k == "tokens_per_s" || k == "loss_scale") std::snprintf(buf, sizeof(buf), " %s %.0f", k.c_str(), v);
+    else if (k == "tokens_per_s" || k == "loss_scale" || k == "tokens") std::snprintf(buf, sizeof(buf), " %s %.0f", k.c_str(), v);
     else std::snprintf(buf, sizeof(buf), " %s %.4f", k.c_str(), v);
     out += buf;
   }

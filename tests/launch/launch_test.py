@@ -187,32 +187,42 @@ class SlurmJobs(unittest.TestCase):
         self.assertEqual(state["step"], 6)
         self.assertEqual(len(adapter(out)), 2 * 2 * 2)  # 2 layers x {q,v} x {A,B}
 
-    def test_2_requeued_job_resumes_to_the_same_adapter(self):
-        """A time-limit warning (what --signal=B:USR1@300 sends: SIGUSR1 to the batch script) stops
-        the ranks at a checkpoint; the script requeues the job, the next allocation resumes from that
-        checkpoint, and the final adapter and every step's loss equal an uninterrupted run's
-        bit for bit (same ranks, same data order, the dropout RNG restored)."""
+    STEPS = 40
+    _reference = None
+
+    def submit(self, name):
+        """sbatch slurm/finetune.sh with a 40-step config on the shared data; (job id, output
+        folder, log file)."""
         data = os.path.join(WORK, "requeue.h5")
-        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
-            "--output", data, "--max-length", "160", "--eval-fraction", "0.15", "--seed", "1"])
-        steps = 40
+        if not os.path.exists(data):
+            sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
+                "--output", data, "--max-length", "160", "--eval-fraction", "0.15", "--seed", "1"])
+        out = os.path.join(WORK, name)
+        config = write_config(name, out, data, max_steps=self.STEPS)
+        jid = int(sh(["sbatch", "--parsable"] + CPU_JOB + ["--output=" + os.path.join(WORK, name + "-%j.out"),
+                                                          "slurm/finetune.sh", config]).stdout.split(";")[0])
+        return jid, out, os.path.join(WORK, f"{name}-{jid}.out")
 
-        def submit(name):
-            out = os.path.join(WORK, name)
-            config = write_config(name, out, data, max_steps=steps)
-            jid = int(sh(["sbatch", "--parsable"] + CPU_JOB + ["--output=" + os.path.join(WORK, name + "-%j.out"),
-                                                              "slurm/finetune.sh", config]).stdout.split(";")[0])
-            return jid, out, os.path.join(WORK, f"{name}-{jid}.out")
+    def reference(self):
+        """The uninterrupted run (once per module): its losses and final adapter."""
+        if SlurmJobs._reference is None:
+            jid, out, log = self.submit("uninterrupted")
+            f = wait_for(jid, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+            self.assertEqual((f["JobState"], f["ExitCode"]), ("COMPLETED", "0:0"), read(log)[-3000:])
+            SlurmJobs._reference = (train_losses(out), adapter(out))
+        return SlurmJobs._reference
 
-        ref_id, ref_out, ref_log = submit("uninterrupted")
-        f = wait_for(ref_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
-        self.assertEqual((f["JobState"], f["ExitCode"]), ("COMPLETED", "0:0"), read(ref_log)[-3000:])
-
-        jid, out, log_path = submit("requeued")
+    def interrupt_and_finish(self, name, interrupt, signal_name):
+        """Submits, interrupts after step 3 with interrupt(job id), lets the requeued job start,
+        and checks it resumed from the checkpoint written at the interruption and ended with the
+        uninterrupted run's losses and adapter, bit for bit (same ranks, same data order, the
+        dropout RNG restored)."""
+        ref_losses, ref_adapter = self.reference()
+        jid, out, log_path = self.submit(name)
         deadline = time.time() + 300
         while time.time() < deadline and "step 3/" not in (read(log_path) if os.path.exists(log_path) else ""):
             time.sleep(0.1)
-        sh(["scancel", "--signal=USR1", "--batch", str(jid)])
+        interrupt(jid)
         f = wait_for(jid, {"PENDING", "COMPLETED", "FAILED", "CANCELLED"})
         self.assertEqual(f["JobState"], "PENDING", read(log_path)[-3000:])
         self.assertEqual(f["Restarts"], "1")
@@ -226,22 +236,34 @@ class SlurmJobs(unittest.TestCase):
         f = wait_for(jid, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
         log = read(log_path)
         self.assertEqual((f["JobState"], f["ExitCode"], f["Restarts"]), ("COMPLETED", "0:0", "1"), log[-3000:])
-        self.assertIn("SIGUSR1", log)
-        self.assertIn("requeued job", log)
+        self.assertIn(f"{signal_name} at ", log)
         stopped = [line for line in log.splitlines() if line.startswith("preempted at step ")]
         self.assertEqual(len(stopped), 1, log[-3000:])
         stop_step = int(stopped[0].split()[3].rstrip(":"))
-        self.assertLess(stop_step, steps, "the run finished before the signal arrived")
-        self.assertIn(f"resumed from {out}/checkpoint-{stop_step} at step {stop_step}/{steps}", log)
-        self.assertIn(f"done: {steps} steps", log)
-        ref_losses, got_losses = train_losses(ref_out), train_losses(out)
-        self.assertEqual([s for s, _ in got_losses], list(range(1, steps + 1)))
+        self.assertLess(stop_step, self.STEPS, "the run finished before the interruption")
+        self.assertIn(f"resumed from {out}/checkpoint-{stop_step} at step {stop_step}/{self.STEPS}", log)
+        self.assertIn(f"done: {self.STEPS} steps", log)
+        got_losses = train_losses(out)
+        self.assertEqual([s for s, _ in got_losses], list(range(1, self.STEPS + 1)))
         self.assertEqual(got_losses, ref_losses)  # exact
-        ref, got = adapter(ref_out), adapter(out)
-        self.assertEqual(sorted(ref), sorted(got))
-        for k, v in ref.items():
+        got = adapter(out)
+        self.assertEqual(sorted(ref_adapter), sorted(got))
+        for k, v in ref_adapter.items():
             self.assertTrue((got[k] == v).all(), f"{k} differs after the requeue")
+        return log
 
+    def test_2_time_limit_warning_requeues_and_resumes(self):
+        """The time-limit warning that --signal=B:USR1@300 sends (SIGUSR1 to the batch script):
+        the script passes it to the ranks, they checkpoint and exit 75, the script requeues."""
+        log = self.interrupt_and_finish("requeued_usr1", lambda j: sh(["scancel", "--signal=USR1", "--batch", str(j)]),
+                                        "SIGUSR1")
+        self.assertIn("requeued job", log)
+
+    def test_3_preemption_requeue_resumes(self):
+        """Requeue by Slurm itself (`scontrol requeue`, what preemption with PreemptMode=REQUEUE
+        does): SIGTERM to the script and the ranks, which checkpoint within KillWait; Slurm
+        requeues, and the next allocation resumes."""
+        self.interrupt_and_finish("requeued_term", lambda j: sh(["scontrol", "requeue", str(j)]), "SIGTERM")
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
