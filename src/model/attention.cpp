@@ -20,9 +20,18 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
   std::optional<at::Tensor> mask;
   if (in.mask != nullptr) mask = *in.mask;
   const bool is_causal = in.mask == nullptr;
-  const at::Tensor out = at::scaled_dot_product_attention(
-      q, k, v, mask, /*dropout_p=*/0.0, is_causal, /*scale=*/std::nullopt,
-      /*enable_gqa=*/n_kv_heads != n_heads);  // (B, n_heads, T, hd)
+  bool enable_gqa = n_kv_heads != n_heads;
+  if (enable_gqa && mask && q.is_cuda()) {
+    // On CUDA the fused SDPA kernels take grouped K/V only without a mask (flash takes no mask,
+    // the memory-efficient kernel no enable_gqa), so a masked call would fall back to the math
+    // kernel and its (B, heads, T, T) scores. Give each query head its K/V instead, as
+    // transformers does (query head h uses K/V head h / (n_heads / n_kv_heads)).
+    k = k.repeat_interleave(n_heads / n_kv_heads, /*dim=*/1);
+    v = v.repeat_interleave(n_heads / n_kv_heads, /*dim=*/1);
+    enable_gqa = false;
+  }
+  const at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal,
+                                                          /*scale=*/std::nullopt, enable_gqa);  // (B, n_heads, T, hd)
   return o_proj.forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}), in.training);
 }
 
