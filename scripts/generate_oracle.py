@@ -20,10 +20,13 @@ import os
 import sys
 
 kGenerateStamp = "3"  # bump when the generate output changes
+# 5, 6 and 19 tokens, so the batch is left-padded. Greedy, the base model and the adapter model
+# stop by EOS after 29 new tokens on the first and run all 64 on the other two; a prompt that
+# stops early checks little of the decode (generator_test asserts a floor).
 kPrompts = [
     "The capital of France is",
     "def fibonacci(n):",
-    "What is the boiling point of water?",
+    "Once upon a time, in a small village at the edge of a great forest, there lived",
 ]
 kChatPrompt = "What is 2 + 2?"
 

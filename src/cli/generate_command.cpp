@@ -1,7 +1,5 @@
 // `dtune generate`: text from a base model (+ optional PEFT adapter) with the recipe's sampling
 // knobs. stdout carries only the generated text (or JSONL rows); timings go to stderr.
-#include <boost/program_options.hpp>
-
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
@@ -14,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
@@ -112,7 +111,6 @@ void run_jsonl(Decoder& decoder, const Tokenizer& tokenizer, const GenerateArgs&
 }  // namespace
 
 int run_generate(int argc, char** argv) {
-  namespace po = boost::program_options;
   GenerateArgs a;
   GenerateOptions o;  // the recipe's defaults
   po::options_description desc(
@@ -144,21 +142,12 @@ int run_generate(int argc, char** argv) {
       ("device", po::value(&a.device)->default_value(a.device), "cpu | cuda[:N]")
       ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return kExitOk;
-    }
-    po::notify(vm);
+  const auto exit_code = parse_args({"generate", desc}, argc, argv, vm, [&] {
     const int sources = static_cast<int>(vm.count("prompt") + vm.count("prompt-file") + vm.count("input"));
     if (sources != 1) throw po::error("give exactly one of --prompt, --prompt-file, --input");
     if (a.chat && vm.count("no-chat")) throw po::error("--chat and --no-chat contradict each other");
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "dtune generate: %s\n\n", e.what());
-    std::cerr << desc << "\n";
-    return kExitUsage;
-  }
+  });
+  if (exit_code) return *exit_code;
   validate(o);
   DTUNE_CHECK(a.batch_size >= 1, "--batch-size must be >= 1, got ", a.batch_size);
   DTUNE_CHECK(a.threads >= 0, "--threads must be >= 0, got ", a.threads);

@@ -1,9 +1,5 @@
 // `dtune merge`: fold a PEFT LoRA adapter into its base model and write a plain HF model folder.
-#include <boost/program_options.hpp>
-
-#include <cstdio>
-#include <iostream>
-
+#include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
@@ -12,7 +8,6 @@
 namespace dtune::cli {
 
 int run_merge(int argc, char** argv) {
-  namespace po = boost::program_options;
   MergeOptions o;
   std::string shard_size = "2GB";
   po::options_description desc(
@@ -29,18 +24,7 @@ int run_merge(int argc, char** argv) {
       ("dtype", po::value(&o.dtype)->default_value("auto"), "auto (the base weights' dtype) | fp16 | bf16 | fp32")
       ("max-shard-size", po::value(&shard_size)->default_value("2GB"), "largest shard, e.g. 2GB, 500MB, 1GiB");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return kExitOk;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "dtune merge: %s\n\n", e.what());
-    std::cerr << desc << "\n";
-    return kExitUsage;
-  }
+  if (const auto exit_code = parse_args({"merge", desc}, argc, argv, vm)) return *exit_code;
   DTUNE_CHECK(o.dtype == "auto" || o.dtype == "fp16" || o.dtype == "bf16" || o.dtype == "fp32", "--dtype \"",
               o.dtype, "\" is not one of auto, fp16, bf16, fp32");
   o.max_shard_bytes = parse_byte_size(shard_size);

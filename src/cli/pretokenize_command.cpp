@@ -1,16 +1,11 @@
 // `dtune pretokenize`: JSON/JSONL rows -> prompt template -> token ids -> one HDF5 file.
-#include <boost/program_options.hpp>
-#include <cstdio>
-#include <iostream>
-
+#include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/pretokenizer.h"
 
 namespace dtune::cli {
-
-namespace po = boost::program_options;
 
 int run_pretokenize(int argc, char** argv) {
   PretokenizeOptions opt;
@@ -48,18 +43,12 @@ int run_pretokenize(int argc, char** argv) {
        "a BOS first; no: ids of the template text only")
       ("no-progress", "no progress bar / progress lines (the summary is still printed)");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "dtune pretokenize: %s\n(see dtune pretokenize --help)\n", e.what());
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\nexample:\n  dtune pretokenize --tokenizer models/llama3_1 "
-                         "--input medical_o1_sft.json --output medical.h5 --template recipe\n";
-    return kExitOk;
-  }
+  const CommandLine cl{.name = "pretokenize",
+                       .options = desc,
+                       .help_epilog = "example:\n  dtune pretokenize --tokenizer models/llama3_1 "
+                                      "--input medical_o1_sft.json --output medical.h5 --template recipe\n",
+                       .usage_after_error = false};
+  if (const auto exit_code = parse_args(cl, argc, argv, vm)) return *exit_code;
   DTUNE_CHECK(template_name.empty() || opt.template_file.empty(),
               "--template and --template-file exclude each other; pass one");
   if (!template_name.empty()) opt.template_name = template_name;

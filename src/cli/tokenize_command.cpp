@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <boost/program_options.hpp>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -12,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
 #include "dtune/core/cpus.h"
 #include "dtune/core/error.h"
@@ -113,7 +113,6 @@ void convert_batch(const Tokenizer& tok, const TokenizeOptions& opt, const std::
 }  // namespace
 
 int run_tokenize(int argc, char** argv) {
-  namespace po = boost::program_options;
   TokenizeOptions opt;
   po::options_description desc(
       "dtune tokenize: JSON Lines {\"text\": ...} on stdin -> {\"ids\": [...]} on stdout\n"
@@ -128,17 +127,7 @@ int run_tokenize(int argc, char** argv) {
       ("threads", po::value(&opt.threads)->default_value(0), "worker threads (0 = every CPU this process may use)")
       ("batch-lines", po::value(&opt.batch_lines)->default_value(8192), "lines per parallel batch");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return kExitOk;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "dtune tokenize: " << e.what() << "\n\n" << desc << "\n";
-    return kExitUsage;
-  }
+  if (const auto exit_code = parse_args({"tokenize", desc}, argc, argv, vm)) return *exit_code;
   DTUNE_CHECK(opt.threads >= 0, "--threads must be >= 0 (0 = every CPU this process may use), got ", opt.threads);
   DTUNE_CHECK(opt.batch_lines >= 1, "--batch-lines must be >= 1");
   DTUNE_CHECK(!opt.skip_special_tokens || opt.decode, "--skip-special-tokens applies only with --decode");

@@ -1,18 +1,14 @@
 // `dtune train`: data-parallel LoRA training under MPI (mpirun/srun start one rank per GPU, or
 // several CPU ranks). Config from --config plus --section.key=value overrides.
-#include <boost/program_options.hpp>
-
 #include <cstdio>
-#include <iostream>
 
+#include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
 #include "dtune/config/config_parser.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/dist/mpi_env.h"
 #include "dtune/train/trainer.h"
-
-namespace po = boost::program_options;
 
 namespace dtune::cli {
 
@@ -25,16 +21,9 @@ int run_train(int argc, char** argv) {
       "resume", po::value<std::string>()->implicit_value("latest"),
       "continue from the latest checkpoint in checkpoint.output_dir, or from a given checkpoint-STEP "
       "folder (same as --checkpoint.resume=...)");
-  po::options_description all;
-  all.add(own).add(config_options_description());
   po::variables_map vm;
-  po::parsed_options parsed = po::command_line_parser(argc, argv).options(own).allow_unregistered().run();
-  po::store(parsed, vm);
-  if (vm.count("help")) {
-    std::cout << all << "\n";
-    return kExitOk;
-  }
-  std::vector<std::string> overrides = po::collect_unrecognized(parsed.options, po::include_positional);
+  std::vector<std::string> overrides;
+  if (const auto exit_code = parse_args_with_overrides("train", own, argc, argv, vm, overrides)) return *exit_code;
   if (vm.count("resume")) overrides.push_back("--checkpoint.resume=" + vm["resume"].as<std::string>());
   // Config errors surface here, before MPI, the model or the data are touched.
   const Config config = load_config(vm.count("config") ? vm["config"].as<std::string>() : "", overrides);

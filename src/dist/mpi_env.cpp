@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 
 #include "dtune/core/log.h"
 #include "dtune/dist/check.h"
@@ -35,6 +36,9 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
 
 MpiEnv::~MpiEnv() {
   if (!owns_mpi_) return;
+  // Unwinding from an error: MPI_Finalize would wait for ranks that are blocked in a collective
+  // with this one (a hang). The error boundary (run_guarded) reports and calls MPI_Abort instead.
+  if (std::uncaught_exceptions() > 0) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();  // destructor: nothing useful to do with a failure here

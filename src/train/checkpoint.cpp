@@ -69,16 +69,27 @@ std::string save_checkpoint(dist::Communicator& comm, const std::string& output_
   }
   const fs::path final_path = fs::path(output_dir) / (kPrefix + std::to_string(data.step));
   if (comm.rank() == 0) {
-    fs::create_directories(output_dir);
     const fs::path tmp = fs::path(output_dir) / (".tmp-" + final_path.filename().string());
-    fs::remove_all(tmp);
-    save_peft_adapter(tmp.string(), data.adapter_config, data.adapter);  // creates tmp
-    save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
-    write_text(tmp / "rank_states.json", ranks.dump(1));
-    write_text(tmp / "config.ini", data.config_ini);
-    write_text(tmp / "trainer_state.json", data.trainer.dump(2));  // written last: marks complete
-    fs::remove_all(final_path);  // a checkpoint of the same step from an interrupted earlier run
-    fs::rename(tmp, final_path);
+    try {
+      fs::create_directories(output_dir);
+      fs::remove_all(tmp);
+      save_peft_adapter(tmp.string(), data.adapter_config, data.adapter);  // creates tmp
+      save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
+      write_text(tmp / "rank_states.json", ranks.dump(1));
+      write_text(tmp / "config.ini", data.config_ini);
+      write_text(tmp / "trainer_state.json", data.trainer.dump(2));  // written last: marks complete
+      fs::remove_all(final_path);  // a checkpoint of the same step from an interrupted earlier run
+      fs::rename(tmp, final_path);
+    } catch (const std::exception& e) {
+      std::error_code ignored;
+      fs::remove_all(tmp, ignored);  // no half-written folder left behind (it could not load anyway)
+      const auto all = list_checkpoints(output_dir);
+      throw Error(dtune::str("cannot write checkpoint ", final_path.string(), ": ", e.what(),
+                             "; check free space and permissions in checkpoint.output_dir. ",
+                             all.empty() ? std::string("No earlier checkpoint exists.")
+                                         : "The newest complete checkpoint, " + all.back().second.string() +
+                                               ", is intact: fix the cause and rerun with --checkpoint.resume=latest."));
+    }
     auto all = list_checkpoints(output_dir);
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -40,13 +41,39 @@ std::string format_metrics(const Metrics& m) {
   return out;
 }
 
+// Rewrites path (if it exists) without the rows of steps after `step`, through a temp file + rename.
+void keep_rows_up_to(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_object() && row.contains("step") && row["step"].is_number_integer() && row["step"].get<int64_t>() > step) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (!dropped) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << kept;
+    out.flush();
+    DTUNE_CHECK(out.good(), "cannot write ", tmp, " (disk full or no permission?)");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
 }  // namespace
 
 MetricsLog::MetricsLog(MetricsOptions options) : options_(std::move(options)), start_s_(now_s()) {
   bar_ = options_.progress == "bar" || (options_.progress == "auto" && log::stderr_is_tty());
   std::filesystem::create_directories(options_.output_dir);
   const std::string path = options_.output_dir + "/metrics.jsonl";
-  jsonl_ = std::fopen(path.c_str(), options_.append ? "a" : "w");
+  if (options_.resume_step >= 0) keep_rows_up_to(path, options_.resume_step);
+  jsonl_ = std::fopen(path.c_str(), options_.resume_step >= 0 ? "a" : "w");
   DTUNE_CHECK(jsonl_ != nullptr, "cannot write ", path, ": ", std::strerror(errno));
   if (options_.tensorboard) tb_ = std::make_unique<TensorBoardWriter>(options_.output_dir + "/tb");
 }

@@ -209,7 +209,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     mo.progress = cfg.log.progress;
     mo.log_every = cfg.log.log_every;
     mo.total_steps = total_steps;
-    mo.append = resume_from.has_value();
+    mo.resume_step = resume_from.has_value() ? step : -1;
     metrics = std::make_unique<MetricsLog>(mo);
     std::ofstream(cfg.checkpoint.output_dir + "/config.ini") << format_config(cfg);
     log::info(dtune::str(train_data.num_rows(), " train rows, ", world, " x ", cfg.data.micro_batch_size, " rows x ",

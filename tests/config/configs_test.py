@@ -206,6 +206,19 @@ class ConfigsTest(unittest.TestCase):
         self.assertTrue("per rank" in " ".join(comment_above(lines, "micro_batch_size")),
                         f"{path}: micro_batch_size's comment must say the batch is per rank")
 
+    def test_get_prints_one_value_and_bad_command_lines_exit_2(self):
+        """`dtune config --get` (what slurm/submit.sh reads paths with) prints the resolved value;
+        a malformed command line is a usage error (exit 2) naming the command, not a crash."""
+        path = os.path.join(CONFIGS, RECIPE_FILE)
+        r = subprocess.run([DTUNE, "config", "--config", path, "--get", "lora.dropout", "--lora.dropout=0.05"],
+                           cwd=SRC, capture_output=True, text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "0.05\n"), r.stderr)
+        for cmd in ("config", "train"):
+            r = subprocess.run([DTUNE, cmd, "--config"], cwd=SRC, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertTrue(r.stderr.startswith(f"dtune {cmd}: the required argument for option '--config' is missing"),
+                            r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]], verbosity=2)

@@ -1,5 +1,6 @@
 // `dtune tokenize` end to end: runs DTUNE_BINARY on the fixture corpus and compares with the
-// ids and decodes that PyPI `tokenizers` gives (exact); checks the stdin:LINE error message.
+// ids and decodes that PyPI `tokenizers` gives (exact); checks the stdin:LINE error message and
+// the usage errors.
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -78,4 +79,22 @@ BOOST_AUTO_TEST_CASE(malformed_lines_name_the_line) {
 
   BOOST_CHECK_EQUAL(run_cli("--tokenizer /nonexistent/tok.json", kTmp / "bad.jsonl", kTmp / "out.jsonl"), 1);
   BOOST_CHECK(slurp(kTmp / "stderr.txt").find("/nonexistent/tok.json") != std::string::npos);
+}
+
+// Usage errors (src/cli/command_line.cpp): exit 2, stderr names the option and then shows the
+// usage, stdout stays empty; --help goes to stdout with exit 0.
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_name_the_option) {
+  std::filesystem::create_directories(kTmp);
+  std::ofstream(kTmp / "empty.jsonl");
+  const auto in = kTmp / "empty.jsonl", out = kTmp / "out.jsonl";
+  BOOST_CHECK_EQUAL(run_cli("--tokenizer x --no-such-option 3", in, out), 2);
+  const std::string err = slurp(kTmp / "stderr.txt");
+  BOOST_CHECK(err.rfind("dtune tokenize: unrecognised option '--no-such-option'\n\n", 0) == 0);
+  BOOST_CHECK(err.find("--batch-lines") != std::string::npos);
+  BOOST_CHECK_EQUAL(slurp(out), "");
+  BOOST_CHECK_EQUAL(run_cli("--threads 2", in, out), 2);
+  BOOST_CHECK(slurp(kTmp / "stderr.txt").find("the option '--tokenizer' is required") != std::string::npos);
+  BOOST_CHECK_EQUAL(run_cli("--help", in, out), 0);
+  BOOST_CHECK(slurp(out).find("--batch-lines") != std::string::npos);
+  BOOST_CHECK_EQUAL(slurp(kTmp / "stderr.txt"), "");
 }

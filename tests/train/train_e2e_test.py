@@ -192,6 +192,36 @@ class TrainE2E(unittest.TestCase):
         sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "load-adapter", MODEL,
             os.path.join(out, f"checkpoint-{cks[-1]}")])
 
+    def test_failed_checkpoint_write_keeps_the_last_one(self):
+        """A checkpoint write that fails (here: its staging folder is immutable, as a full or
+        read-only disk would fail it) ends the job with an error naming the checkpoint and the
+        intact earlier one; no half-written checkpoint is left; after the cause is fixed, resume
+        finishes with the losses and adapter of an uninterrupted run, and metrics.jsonl holds each
+        step once (the failed run's steps past its checkpoint are replaced)."""
+        args = ["--train.max_steps=6", "--checkpoint.save_every=2", "--checkpoint.keep_last=5", "--lora.dropout=0.1"]
+        out = os.path.join(WORK, "ckpt_fail")
+        blocker = os.path.join(out, ".tmp-checkpoint-4")
+        os.makedirs(blocker)
+        if subprocess.run(["chattr", "+i", blocker], capture_output=True).returncode != 0:
+            self.skipTest("chattr +i is not supported here (needs ext4/xfs and CAP_LINUX_IMMUTABLE)")
+        try:
+            p = mpirun(2, base_args(out, 2, args), check=False)
+        finally:
+            subprocess.run(["chattr", "-i", blocker])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"cannot write checkpoint {out}/checkpoint-4", p.stderr)
+        self.assertIn(f"The newest complete checkpoint, {out}/checkpoint-2, is intact", p.stderr)
+        self.assertEqual(sorted(d for d in os.listdir(out) if "checkpoint" in d), [".tmp-checkpoint-4", "checkpoint-2"])
+        os.rmdir(blocker)  # the staging folder was ours (empty): dtune removed nothing it did not write
+        mpirun(2, base_args(out, 2, args + ["--checkpoint.resume=latest"]))
+        full = os.path.join(WORK, "ckpt_fail_ref")
+        mpirun(2, base_args(full, 2, args))
+        self.assertEqual(losses(out)[0], losses(full)[0])  # steps 1..6 once each, exact
+        ref, got = adapter(os.path.join(full, "adapter")), adapter(os.path.join(out, "adapter"))
+        for k, v in ref.items():
+            self.assertTrue((got[k] == v).all(), k)
+
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

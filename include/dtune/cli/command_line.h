@@ -1,0 +1,37 @@
+// Reading a subcommand's command line: parse against its options, answer --help, report usage
+// errors. Each *_command.cpp keeps only its option list and what it does with the values.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dtune::cli {
+
+namespace po = boost::program_options;
+
+// How a command's --help and usage errors read.
+struct CommandLine {
+  const char* name;                          // "generate": a usage error starts "dtune generate: "
+  const po::options_description& options;    // parsed; --help prints it to stdout
+  const char* help_epilog = "";              // printed after the options by --help (e.g. an example)
+  bool usage_after_error = true;             // false: a usage error says "(see dtune NAME --help)" instead
+};
+
+// Parses argv (argv[0] = the command name) into vm and runs po::notify, then `check` (which reads
+// vm and may throw po::error for rules across options). Returns the exit code to return now: kExitOk after
+// --help, kExitUsage after printing "dtune NAME: <what>" and the usage to stderr; std::nullopt
+// to run the command.
+std::optional<int> parse_args(const CommandLine& cl, int argc, char** argv, po::variables_map& vm,
+                              const std::function<void()>& check = {});
+
+// For config and train: arguments not in `own` go to `overrides` (--section.key=value; load_config
+// rejects unknown ones by name), and --help lists `own` and every config option. A malformed
+// command line (e.g. --config without a value) prints "dtune NAME: ..." and returns kExitUsage.
+std::optional<int> parse_args_with_overrides(const char* name, const po::options_description& own, int argc,
+                                             char** argv, po::variables_map& vm, std::vector<std::string>& overrides);
+
+}  // namespace dtune::cli
