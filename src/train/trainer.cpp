@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <numeric>
 
 #include "dtune/config/config_parser.h"
 #include "dtune/core/cpus.h"
@@ -260,9 +261,12 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     for (int64_t i = 0; i < n_micro; ++i) {
       DTUNE_CHECK(batcher.next(micro[i]), "internal: rank ", rank, " ran out of batches in epoch ", epoch);
       local_tokens += micro[i].num_loss_tokens;
+      local_real += std::accumulate(micro[i].lengths.begin(), micro[i].lengths.end(), int64_t{0});
       flops_since_log += training_flops(micro[i], model.config(), model.num_parameters());
     }
     const double global_tokens = comm->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
+    // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).
+    const double global_real = comm->all_reduce_scalar(static_cast<double>(local_real), dist::ReduceOp::kSum);
     DTUNE_CHECK(global_tokens > 0, "step ", step + 1, " has no loss tokens on any rank (all completions "
                 "truncated?); raise --max-length in pretokenize");
 
@@ -272,7 +276,6 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     const double loss_weight = scaler.scale() / global_tokens;
     for (int64_t i = 0; i < n_micro; ++i) {
       const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
-      local_real += b.num_real_tokens;
       const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
       const LossSum ls = model.loss(hidden, b.labels);
       (ls.sum * loss_weight).backward();
@@ -310,12 +313,12 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
 
     // 5. Report, eval, checkpoint, preemption.
     const double loss = comm->all_reduce_scalar(loss_sum.item<double>(), dist::ReduceOp::kSum) / global_tokens;
-    tokens_since_log += local_real;
+    tokens_since_log += static_cast<int64_t>(global_real);
     if (metrics) {
       const double dt = std::max(now_s() - t_log, 1e-9);
       const double tflops = flops_since_log / dt / 1e12;  // achieved on this rank's device
       Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
-                   {"tokens_per_s", world * tokens_since_log / dt},
+                   {"tokens_per_s", tokens_since_log / dt},
                    {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
                    {"peak_mem_gib", dist::peak_memory_gib(device)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
                    {"tflops", tflops}};
