@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 threads=${2:-$(nproc)}
 dtune="$build/bin/dtune"
-tokenizer=tests/data/tokenizers/llama3_1
+tokenizer=tests/fixtures/tokenizers/llama3_1
 work=${BENCH_DIR:-/tmp/dtune_pretokenize_bench}
 python=${DTUNE_PYTHON:-.venv/bin/python}
 mkdir -p "$work"

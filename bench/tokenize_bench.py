@@ -2,7 +2,7 @@
 """Benchmark `dtune tokenize` against PyPI `tokenizers` encode_batch on the same ~5 MB corpus.
 
 Run: /work/main/.venv/bin/python bench/tokenize_bench.py [--dtune build-tok/bin/dtune]
-     [--tokenizer tests/data/tokenizers/llama3_1] [--mb 5] [--threads N]
+     [--tokenizer tests/fixtures/tokenizers/llama3_1] [--mb 5] [--threads N]
 Checks that both give identical ids for every line, then prints tokens/s for both and the ratio.
 dtune is timed twice: whole process (includes loading tokenizer.json), and encode only (the
 time dtune itself logs for reading, encoding and writing the lines, excluding the load).

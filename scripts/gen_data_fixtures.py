@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Oracle fixtures for tests/data (dtune pretokenize): token ids from the PyPI `tokenizers`
+"""Oracle fixtures for the data tests (dtune pretokenize): token ids from the PyPI `tokenizers`
 library for data/medical_sample.json rendered with the prompt templates.
 
 Usage (from the repo root, with the project venv):
     .venv/bin/python scripts/gen_data_fixtures.py
-Writes tests/data/data/medical_sample_<tokenizer>_<template>.json, each:
+Writes tests/fixtures/data/medical_sample_<tokenizer>_<template>.json, each:
     {"tokenizer": ..., "template": ..., "eos_id": int, "bos_id": int|null,
      "rows": [{"prompt_ids": [...], "completion_ids": [...], "text": prompt+completion,
                "decoded": decode(prompt_ids+completion_ids+[eos], skip_special_tokens=True)}]}
@@ -17,7 +17,7 @@ import sys
 from tokenizers import Tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT_DIR = os.path.join(ROOT, "tests", "data", "data")
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "data")
 
 # Must match src/data/prompt_template.cpp presets; the prompt ends where {@completion} stands.
 TEMPLATES = {
@@ -27,7 +27,7 @@ TEMPLATES = {
                 "{Complex_CoT}\n</think>\n\n{Response}"),
 }
 
-# (tokenizer folder under tests/data/tokenizers, template, number of sample rows)
+# (tokenizer folder under tests/fixtures/tokenizers, template, number of sample rows)
 CASES = [("llama3_1", "recipe", 40), ("deepseek_v3", "r1-chat", 6), ("llama3_1", "r1-chat", 6)]
 
 
@@ -49,7 +49,7 @@ def main():
         rows = json.load(f)
     os.makedirs(OUT_DIR, exist_ok=True)
     for tok_name, template, n in CASES:
-        folder = os.path.join(ROOT, "tests", "data", "tokenizers", tok_name)
+        folder = os.path.join(ROOT, "tests", "fixtures", "tokenizers", tok_name)
         tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
         bos = special_id(folder, "bos_token")
         eos = special_id(folder, "eos_token")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the safetensors fixtures of tests/io/ with the Python `safetensors` package (the oracle).
 
-Usage: .venv/bin/python scripts/gen_io_fixtures.py   (rewrites tests/data/io/safetensors/)
+Usage: .venv/bin/python scripts/gen_io_fixtures.py   (rewrites tests/fixtures/io/safetensors/)
 
 mixed.safetensors holds one tensor per case the reader must handle: F32/F16/BF16/F64/I64/I32/U8/BOOL,
 a scalar, an empty tensor and a 3-D tensor, with metadata. mixed_expected.json lists, per tensor,
@@ -14,7 +14,7 @@ import os
 import torch
 from safetensors.torch import save_file
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "io", "safetensors")
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "io", "safetensors")
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the tiny random HF model folders the model/LoRA tests load (tests/data/model/<name>/).
+"""Writes the tiny random HF model folders the model/LoRA tests load (tests/fixtures/model/<name>/).
 
-Usage: .venv/bin/python scripts/gen_model_fixtures.py [--out tests/data/model]
+Usage: .venv/bin/python scripts/gen_model_fixtures.py [--out tests/fixtures/model]
 Deterministic (fixed seeds); each folder is config.json + model.safetensors (fp32, < 1 MB).
 Weights are drawn wider than HF's init (std 0.15, norm weights around 1, non-zero biases) so
 logits are O(1) and parity tests are not trivially satisfied by near-zero outputs.
@@ -53,7 +53,7 @@ def build(name, out_dir, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "model"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "model"))
     args = ap.parse_args()
     for i, name in enumerate(MODELS):
         build(name, args.out, seed=1000 + i)

@@ -2,14 +2,14 @@
 """Writes the tokenizer test fixtures from the PyPI `tokenizers` library (the oracle).
 
 Run: /work/main/.venv/bin/python scripts/gen_tokenizer_fixtures.py
-Writes tests/data/tokenizer/corpus.jsonl (one {"text": ...} per line), and per tokenizer in
-tests/data/tokenizers/<name>/ a file tests/data/tokenizer/<name>.expected.jsonl with, per corpus line:
+Writes tests/fixtures/tokenizer/corpus.jsonl (one {"text": ...} per line), and per tokenizer in
+tests/fixtures/tokenizers/<name>/ a file tests/fixtures/tokenizer/<name>.expected.jsonl with, per corpus line:
   ids          encode(text, add_special_tokens=False).ids
   ids_special  encode(text, add_special_tokens=True).ids
   decode       decode(ids_special, skip_special_tokens=False)
   decode_skip  decode(ids_special, skip_special_tokens=True)
   decode_odd   decode(ids_special[::2], skip_special_tokens=False) (often invalid UTF-8 -> U+FFFD)
-plus tests/data/tokenizer/sha256.json (hashlib sha256 of each tokenizer.json and of test strings).
+plus tests/fixtures/tokenizer/sha256.json (hashlib sha256 of each tokenizer.json and of test strings).
 """
 import hashlib
 import json

@@ -2,9 +2,9 @@
 """Reference outputs for dtune's generate tests, computed with transformers (the oracle).
 
   processors --out F   crafted logits run through transformers' logits processors and seeded
-                       torch.multinomial draws -> JSON (tests/data/generate/processors.json)
+                       torch.multinomial draws -> JSON (tests/fixtures/generate/processors.json)
   chat --out F         apply_chat_template(add_generation_prompt=True) for the chat templates
-                       dtune recognises and one it must reject -> JSON (tests/data/generate/)
+                       dtune recognises and one it must reject -> JSON (tests/fixtures/generate/)
   generate --model DIR --out DIR
                        a random non-zero PEFT LoRA adapter saved to OUT/adapter, and greedy
                        generate(do_sample=False) token ids for a few prompts, one at a time and
@@ -130,8 +130,8 @@ def processors(args):
 def chat(args):
     from transformers import AutoTokenizer
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    dirs = {"smollm2": "models/SmolLM2-135M-Instruct", "qwen3": "tests/data/tokenizers/qwen3",
-            "deepseek_v3": "tests/data/tokenizers/deepseek_v3", "llama3_1": "tests/data/tokenizers/llama3_1"}
+    dirs = {"smollm2": "models/SmolLM2-135M-Instruct", "qwen3": "tests/fixtures/tokenizers/qwen3",
+            "deepseek_v3": "tests/fixtures/tokenizers/deepseek_v3", "llama3_1": "tests/fixtures/tokenizers/llama3_1"}
     out = []
     for name, rel in dirs.items():
         tok = AutoTokenizer.from_pretrained(os.path.join(root, rel))

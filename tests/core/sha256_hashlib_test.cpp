@@ -1,4 +1,4 @@
-// sha256_hex against Python hashlib (vectors in tests/data/tokenizer/sha256.json).
+// sha256_hex against Python hashlib (vectors in tests/fixtures/tokenizer/sha256.json).
 #include "dtune/core/sha256.h"
 
 #include <boost/test/unit_test.hpp>

@@ -1,5 +1,5 @@
 // pretokenize end to end with the llama3_1 / deepseek_v3 tokenizers: ids equal the PyPI
-// `tokenizers` oracle (tests/data/data/medical_sample_*.json, scripts/gen_data_fixtures.py;
+// `tokenizers` oracle (tests/fixtures/data/medical_sample_*.json, scripts/gen_data_fixtures.py;
 // tolerance 0: tokenization is exact), decode gives the formatted text back, split and
 // truncation follow their rules, and a failed run leaves no output file.
 #include "dtune/data/pretokenizer.h"

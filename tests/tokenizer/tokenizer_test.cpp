@@ -1,5 +1,5 @@
 // Tokenizer against PyPI `tokenizers` 0.23.3: exact ids for every corpus line of
-// tests/data/tokenizer/corpus.jsonl with and without add_special_tokens, decodes (tolerance:
+// tests/fixtures/tokenizer/corpus.jsonl with and without add_special_tokens, decodes (tolerance:
 // none, byte-exact), special-token ids, and errors for bad files.
 #include "dtune/tokenizer/tokenizer.h"
 
