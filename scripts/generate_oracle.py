@@ -19,7 +19,8 @@ import math
 import os
 import sys
 
-kGenerateStamp = "3"  # bump when the generate output changes
+kGenerateStamp = "4"  # bump when the generate output changes
+kSampledPrompt = 2     # index into kPrompts of the sampled runs (tests/generate/generator_test.cpp reads it)
 # 5, 6 and 19 tokens, so the batch is left-padded. Greedy, the base model and the adapter model
 # stop by EOS after 29 new tokens on the first and run all 64 on the other two; a prompt that
 # stops early checks little of the decode (generator_test asserts a floor).
@@ -190,7 +191,8 @@ def generate(args):
     # The recipe's knobs: greedy with the repetition penalty, and sampled with a fixed seed
     # (torch.manual_seed seeds the CPU generator that dtune's make_sampling_generator mirrors).
     penalty = [run_one(base, p, 0, do_sample=False, repetition_penalty=1.15) for p in kPrompts[:2]]
-    sampled = {str(seed): run_one(base, kPrompts[0], seed, do_sample=True, temperature=0.6, top_p=0.95,
+    # Sampled from the long story prompt (the first prompt's answer ends after a few tokens).
+    sampled = {str(seed): run_one(base, kPrompts[kSampledPrompt], seed, do_sample=True, temperature=0.6, top_p=0.95,
                                   top_k=0, repetition_penalty=1.15) for seed in (0, 1)}
     # A random non-zero adapter: PEFT initialises B to zero, so fill both matrices.
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
@@ -208,7 +210,7 @@ def generate(args):
         "prompt_ids": [tok(p)["input_ids"] for p in kPrompts],
         "base": {"single": base_single, "batch": base_batch},
         "penalty": {"repetition_penalty": 1.15, "single": penalty},
-        "sampled": {"temperature": 0.6, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.15,
+        "sampled": {"prompt": kSampledPrompt, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.15,
                     "seeds": sampled},
         "lora": {"single": lora_single, "batch": lora_batch},
     })
