@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 
@@ -109,7 +110,12 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
                           ? static_cast<int>(cfg.train.threads)
                           : default_threads_per_rank(env.local_size());
   if (device.is_cpu()) at::set_num_threads(threads);
-  if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  if (cfg.train.deterministic) {
+    // cuBLAS is deterministic only with a fixed workspace; it reads this before its first GEMM
+    // (none has run yet). A value the user exported is kept.
+    if (device.is_cuda()) DTUNE_CHECK(setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0) == 0, "setenv failed");
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  }
   std::unique_ptr<dist::Communicator> comm =
       device.is_cuda() ? env.make_nccl_communicator(device.index(), cfg.train.nccl_timeout)
       : env.world_size() > 1 ? env.make_mpi_communicator()
