@@ -62,6 +62,8 @@ void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Genera
   dropout_ = dropout;
 }
 
+void LoraLinear::use_column_major_weight() { weight_ = weight_.t().contiguous().t(); }
+
 void LoraLinear::merge_adapter() {
   if (!has_adapter()) return;
   at::NoGradGuard no_grad;

@@ -42,7 +42,9 @@ const json& oracle() {
 dtune::Decoder load_model() {
   BOOST_REQUIRE_MESSAGE(std::ifstream(kModelDir + "/config.json").good(),
                         "missing " + kModelDir + ": run scripts/make_default_model.py");
-  return dtune::Decoder::load(kModelDir);
+  dtune::Decoder d = dtune::Decoder::load(kModelDir);
+  d.use_decode_weight_layout();  // what `dtune generate` runs on CPU
+  return d;
 }
 
 dtune::Decoder& base_model() {
