@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from h5_rows import read_train_rows  # bench/ is this script's folder: on sys.path
+
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -61,12 +63,7 @@ def parse_args(argv=None):
 
 def load_rows(h5_path):
     """[(ids int32 array, prompt_length)] of /train, in file order."""
-    import h5py
-    with h5py.File(h5_path, "r") as f:
-        tokens = f["train/tokens"][:]
-        offsets = f["train/offsets"][:]
-        prompt = f["train/prompt_lengths"][:]
-    return [(tokens[offsets[i]:offsets[i + 1]], int(prompt[i])) for i in range(len(prompt))]
+    return read_train_rows(h5_path)[0]
 
 
 def plan_micro_batches(rows, kind, micro_batch, pack_length):

@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from h5_rows import read_train_rows  # bench/ is this script's folder: on sys.path
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -51,15 +53,9 @@ def parse_args(argv=None):
 
 
 def load_rows(h5_path):
-    """Returns [(ids list, prompt_length)] of /train, in file order."""
-    import h5py
-    with h5py.File(h5_path, "r") as f:
-        tokens = f["train/tokens"][:]
-        offsets = f["train/offsets"][:]
-        prompt = f["train/prompt_lengths"][:]
-        pad_id = int(f.attrs["pad_id"])
-    rows = [(tokens[offsets[i]:offsets[i + 1]].tolist(), int(prompt[i])) for i in range(len(prompt))]
-    return rows, pad_id
+    """Returns [(ids list, prompt_length)] of /train, in file order, and the pad id."""
+    rows, pad_id = read_train_rows(h5_path)
+    return [(ids.tolist(), prompt) for ids, prompt in rows], pad_id
 
 
 def step_rows(rows, args, step):
