@@ -159,7 +159,6 @@ int run_generate(int argc, char** argv) {
   const auto load_start = std::chrono::steady_clock::now();
   Decoder decoder = Decoder::load(a.model_dir, model_options);
   if (!a.adapter_dir.empty()) load_adapter_into(decoder, a.adapter_dir);
-  if (decoder.options().device.is_cpu()) decoder.use_decode_weight_layout();
   const Tokenizer tokenizer = Tokenizer::load(a.model_dir);
   log::info(str("loaded ", a.model_dir, a.adapter_dir.empty() ? "" : " + " + a.adapter_dir, " in ",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count(), " s"));

@@ -8,6 +8,7 @@
 
 #include "dtune/config/config.h"
 #include "dtune/core/error.h"
+#include "dtune/lora/cpu_gemv.h"
 
 namespace dtune {
 
@@ -38,8 +39,11 @@ int64_t LoraLinear::in_features() const { return weight_.size(1); }
 int64_t LoraLinear::out_features() const { return weight_.size(0); }
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, bool training) const {
-  at::Tensor y = at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_)
-                                                        : std::optional<at::Tensor>());
+  // Decoding on CPU (a few rows, no autograd): the threaded few-row kernel; otherwise BLAS.
+  at::Tensor y = cpu_gemv_applies(x, weight_, bias_)
+                     ? cpu_gemv(x, weight_, bias_)
+                     : at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_)
+                                                              : std::optional<at::Tensor>());
   if (!has_adapter()) return y;
   const at::Tensor x_in = (training && dropout_ > 0.0) ? at::dropout(x, dropout_, true) : x;
   // (..., in) @ (in, r) @ (r, out) in the activation dtype; .to() is differentiable, so the
@@ -61,8 +65,6 @@ void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Genera
   scale_ = scale;
   dropout_ = dropout;
 }
-
-void LoraLinear::use_column_major_weight() { weight_ = weight_.t().contiguous().t(); }
 
 void LoraLinear::merge_adapter() {
   if (!has_adapter()) return;

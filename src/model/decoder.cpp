@@ -7,6 +7,7 @@
 
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
+#include "dtune/lora/cpu_gemv.h"
 #include "dtune/model/activation_checkpoint.h"
 
 namespace dtune {
@@ -149,6 +150,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const {
+  if (cpu_gemv_applies(hidden, lm_head_, at::Tensor())) return cpu_gemv(hidden, lm_head_, at::Tensor());
   return at::matmul(hidden, lm_head_.t());
 }
 
@@ -201,12 +203,6 @@ void Decoder::load_lora(const std::vector<std::pair<std::string, at::Tensor>>& t
 }
 
 void Decoder::merge_lora() { dtune::merge_lora(named_linears()); }
-
-void Decoder::use_decode_weight_layout() {
-  for (auto& [name, linear] : named_linears()) linear->use_column_major_weight();
-  lm_head_ = lm_head_.t().contiguous().t();  // logits() multiplies by lm_head_.t(): now contiguous
-  if (config_.tie_word_embeddings) embed_tokens_ = lm_head_;
-}
 
 KVCache Decoder::make_kv_cache(int64_t batch, int64_t max_len) const {
   return KVCache(static_cast<int64_t>(layers_.size()), batch, config_.num_key_value_heads, max_len,

@@ -43,7 +43,6 @@ dtune::Decoder load_model() {
   BOOST_REQUIRE_MESSAGE(std::ifstream(kModelDir + "/config.json").good(),
                         "missing " + kModelDir + ": run scripts/make_default_model.py");
   dtune::Decoder d = dtune::Decoder::load(kModelDir);
-  d.use_decode_weight_layout();  // what `dtune generate` runs on CPU
   return d;
 }
 

@@ -95,22 +95,6 @@ BOOST_AUTO_TEST_CASE(padded_rows_match_rows_run_alone) {
   }
 }
 
-// The decode layout (column-major projections and head; for `dtune generate` on CPU) computes the
-// same logits up to summation order, for tied and untied heads, including the embedding lookup
-// through a tied column-major head.
-BOOST_AUTO_TEST_CASE(decode_weight_layout_keeps_the_logits) {
-  for (const char* name : {"tiny_llama3", "tiny_qwen2_tied"}) {
-    Decoder d = Decoder::load(std::string(DTUNE_TEST_DATA) + "/model/" + name);
-    at::manual_seed(4);
-    const at::Tensor ids = at::randint(3, 320, {2, 11}, at::kLong);
-    const at::Tensor before = full_logits(d, ids);
-    d.use_decode_weight_layout();
-    const at::Tensor after = full_logits(d, ids);
-    BOOST_TEST(scaled_max_diff(after, before) <= 1e-5, name);
-    BOOST_TEST(!d.named_linears()[0].second->weight().is_contiguous(), name << ": layout not applied");
-  }
-}
-
 // A packed row (block-diagonal causal mask from sequence ids, positions restarting per
 // sequence) gives each sequence's logits as if it ran alone.
 BOOST_AUTO_TEST_CASE(packed_row_matches_sequences_run_alone) {

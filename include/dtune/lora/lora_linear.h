@@ -48,10 +48,6 @@ class LoraLinear {
   bool has_adapter() const { return lora_a_.defined(); }
   // W += scale * B @ A (in fp32, rounded once to W's dtype), then drops the adapter.
   void merge_adapter();
-  // Keeps W's values and (out, in) shape but stores it column-major, so at::linear multiplies by
-  // a contiguous (in, out) matrix: MKL runs one-row products (decoding) about 2x faster that way
-  // on CPU (bench/cpu_gemv_probe.py). For inference; training keeps the row-major layout.
-  void use_column_major_weight();
 
   const at::Tensor& weight() const { return weight_; }
   const at::Tensor& bias() const { return bias_; }

@@ -72,11 +72,6 @@ class Decoder {
   std::vector<std::pair<std::string, at::Tensor>> lora_parameters();
   void load_lora(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
   void merge_lora();
-  // For CPU decoding: every projection and the LM head stored column-major (same values and
-  // shapes; see LoraLinear::use_column_major_weight). A tied head keeps sharing the embedding,
-  // whose row lookups then stride. Logits round differently from the row-major layout (fp32:
-  // ~1e-6 of their scale). Not for training.
-  void use_decode_weight_layout();
   // Every projection with its HF module path, in model order.
   NamedLinears named_linears();
 
