@@ -3,11 +3,12 @@
 
 Usage: .venv/bin/python bench/model_cpu_bench.py [--model models/SmolLM2-135M-Instruct]
        [--binary build-model/bin/dtune_model_bench] [--seq 512] [--batch 1] [--steps 5]
-       [--threads 2] [--rank 8] [--prompt-frac 0.5] [--rounds 2]
+       [--threads 2] [--rank 8] [--prompt-frac 0.5] [--rounds 2] [--dtype fp32|bf16]
 
 One step = forward + loss (completion-only: the first prompt-frac of each row is -100) +
-backward into LoRA A/B on q,k,v,o_proj (dropout 0), fp32, same input ids (seed 0) on both
-sides. Each side runs in its own process so that peak RSS (VmHWM / ru_maxrss) is its own.
+backward into LoRA A/B on q,k,v,o_proj (dropout 0), same input ids (seed 0) on both sides.
+--dtype: the base weights and activations on both sides (transformers: from_pretrained(dtype=);
+peft then keeps its adapter in fp32, as dtune does); fp32 by default. Each side runs in its own process so that peak RSS (VmHWM / ru_maxrss) is its own.
 Times are of the fastest step over --rounds alternating runs (robust on a shared machine).
 Prints per-token times, the speed-up (transformers time / dtune time) and both losses.
 """
@@ -28,7 +29,7 @@ def run_hf(args):
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[args.dtype]),
                                                  attn_implementation="sdpa")
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -71,6 +72,7 @@ def main():
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--prompt-frac", type=float, default=0.5)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hf_worker:
@@ -90,8 +92,8 @@ def main():
     # (shared) machine disturbs both alike.
     ours, hf = None, None
     for _ in range(args.rounds):
-        o = run([args.binary, args.model] + common)
-        h = run([sys.executable, __file__, "--hf-worker", "--model", args.model] + common)
+        o = run([args.binary, args.model] + common + ["--bf16", "1" if args.dtype == "bf16" else "0"])
+        h = run([sys.executable, __file__, "--hf-worker", "--model", args.model, "--dtype", args.dtype] + common)
         ours = o if ours is None or o["ms_per_token"] < ours["ms_per_token"] else ours
         hf = h if hf is None or h["ms_per_token"] < hf["ms_per_token"] else hf
     for r in (ours, hf):

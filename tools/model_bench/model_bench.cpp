@@ -2,7 +2,9 @@
 // prints one JSON line; bench/model_cpu_bench.py runs it beside transformers + peft.
 //
 // Usage: dtune_model_bench MODEL_DIR [--seq 512] [--batch 1] [--steps 5] [--warmup 1]
-//        [--threads 2] [--rank 8] [--prompt-frac 0.5] [--checkpointing 0|1] [--chunk 1024]
+//        [--threads 2] [--rank 8] [--prompt-frac 0.5] [--checkpointing 0|1] [--chunk 1024] [--bf16 0|1]
+// With DTUNE_BENCH_TRACE=FILE set, the timed steps are recorded by libtorch's profiler into a
+// Chrome trace; bench/trace_self_time.py sums it per operator.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +16,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#include <memory>
+
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "dtune/core/error.h"
 #include "dtune/model/decoder.h"
@@ -35,7 +41,7 @@ int run(int argc, char** argv) {
   std::map<std::string, double> opt = {{"--seq", 512},  {"--batch", 1},         {"--steps", 5},
                                        {"--warmup", 1}, {"--threads", 2},       {"--rank", 8},
                                        {"--prompt-frac", 0.5}, {"--checkpointing", 0},
-                                       {"--chunk", 1024}};
+                                       {"--chunk", 1024}, {"--bf16", 0}};
   for (int i = 2; i + 1 < argc; i += 2) {
     DTUNE_CHECK(opt.count(argv[i]), "unknown option ", argv[i]);
     opt[argv[i]] = std::stod(argv[i + 1]);
@@ -46,6 +52,7 @@ int run(int argc, char** argv) {
   dtune::DecoderOptions options;
   options.activation_checkpointing = opt["--checkpointing"] != 0;
   options.loss_chunk_size = static_cast<int64_t>(opt["--chunk"]);
+  if (opt["--bf16"] != 0) options.dtype = at::kBFloat16;
   dtune::Decoder model = dtune::Decoder::load(argv[1], options);
   dtune::LoraOptions lora;
   lora.r = static_cast<int64_t>(opt["--rank"]);
@@ -64,7 +71,12 @@ int run(int argc, char** argv) {
   // The machine may be shared: report the fastest step (least disturbed) and the mean.
   double total_s = 0.0, min_s = 1e30, forward_s = 0.0, loss = 0.0;
   const int steps = static_cast<int>(opt["--steps"]), warmup = static_cast<int>(opt["--warmup"]);
+  const char* trace_path = std::getenv("DTUNE_BENCH_TRACE");
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
   for (int step = 0; step < warmup + steps; ++step) {
+    if (step == warmup && trace_path != nullptr) {
+      trace = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace_path));
+    }
     const auto t0 = std::chrono::steady_clock::now();
     const at::Tensor h = model.forward_hidden(ids, pos, dtune::AttentionMask::causal());
     const dtune::LossSum l = model.loss(h, labels);
@@ -79,6 +91,7 @@ int run(int argc, char** argv) {
       min_s = std::min(min_s, s);
     }
   }
+  trace.reset();  // writes the trace
   const double per_token_ms = 1e3 * min_s / static_cast<double>(B * T);
   std::printf(
       "{\"impl\": \"dtune\", \"seq\": %lld, \"batch\": %lld, \"threads\": %d, \"step_s\": %.4f, "
