@@ -81,6 +81,17 @@ void check_attr_class(hid_t attr, H5T_class_t want, const char* name, const std:
               "' has the wrong type; the file is corrupt or not from `dtune pretokenize`");
 }
 
+// A scalar attribute of class cls, converted by HDF5 to the memory type of T.
+template <typename T>
+T read_scalar_attr(hid_t obj, const char* name, const std::string& file, H5T_class_t cls,
+                   hid_t memory_type) {
+  Handle attr = open_attr(obj, name, file);
+  check_attr_class(attr.get(), cls, name, file);
+  T value{};
+  H5_CHECK(H5Aread(attr.get(), memory_type, &value), file, ": reading attribute ", name);
+  return value;
+}
+
 }  // namespace
 
 void write_attr(hid_t obj, const char* name, const std::string& value) {
@@ -115,19 +126,11 @@ std::string read_attr_string(hid_t obj, const char* name, const std::string& fil
 }
 
 int64_t read_attr_int(hid_t obj, const char* name, const std::string& file) {
-  Handle attr = open_attr(obj, name, file);
-  check_attr_class(attr.get(), H5T_INTEGER, name, file);
-  int64_t value = 0;
-  H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file, ": reading attribute ", name);
-  return value;
+  return read_scalar_attr<int64_t>(obj, name, file, H5T_INTEGER, H5T_NATIVE_INT64);
 }
 
 double read_attr_double(hid_t obj, const char* name, const std::string& file) {
-  Handle attr = open_attr(obj, name, file);
-  check_attr_class(attr.get(), H5T_FLOAT, name, file);
-  double value = 0;
-  H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value), file, ": reading attribute ", name);
-  return value;
+  return read_scalar_attr<double>(obj, name, file, H5T_FLOAT, H5T_NATIVE_DOUBLE);
 }
 
 }  // namespace dtune::h5
