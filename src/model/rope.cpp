@@ -1,5 +1,5 @@
 // Rotary position embedding: inverse frequencies (default / llama3 scaling) exactly as HF
-// computes them in fp32, cached cos/sin tables, and the rotate-half application.
+// computes them in fp32, cos/sin per position, and the rotate-half application.
 #include "dtune/model/rope.h"
 
 #include <cmath>
@@ -48,32 +48,19 @@ RotaryEmbedding::RotaryEmbedding(const ModelConfig& config, c10::Device device) 
                 "' is not supported; dtune implements 'default' and 'llama3'");
   }
   inv_freq_ = inv.to(device);
-  grow_tables(std::max<int64_t>(256, std::min<int64_t>(config.max_position_embeddings, 4096)));
-}
-
-void RotaryEmbedding::grow_tables(int64_t num_positions) {
-  // positions * inv_freq as HF: (inv_freq @ positions) in fp32, one rounding per product.
-  const at::Tensor pos = at::arange(num_positions, inv_freq_.options().dtype(at::kLong)).to(at::kFloat);
-  const at::Tensor freqs = pos.unsqueeze(1) * inv_freq_.unsqueeze(0);  // (P, dim/2)
-  const at::Tensor emb = at::cat({freqs, freqs}, -1);                   // (P, dim)
-  cos_table_ = emb.cos() * attention_scaling_;
-  sin_table_ = emb.sin() * attention_scaling_;
 }
 
 std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& position_ids,
-                                                           c10::ScalarType dtype) {
+                                                           c10::ScalarType dtype) const {
   DTUNE_CHECK(position_ids.dim() == 2, "position_ids must be (B, T)");
-  const int64_t max_pos = position_ids.numel() ? position_ids.max().item<int64_t>() : 0;
-  if (max_pos >= cos_table_.size(0)) {
-    int64_t p = cos_table_.size(0);
-    while (p <= max_pos) p *= 2;
-    grow_tables(p);
-  }
-  const at::Tensor flat = position_ids.reshape(-1).to(inv_freq_.device());
-  const auto B = position_ids.size(0), T = position_ids.size(1);
-  at::Tensor cos = cos_table_.index_select(0, flat).view({B, T, -1}).to(dtype);
-  at::Tensor sin = sin_table_.index_select(0, flat).view({B, T, -1}).to(dtype);
-  return {cos, sin};
+  // As HF, per call: freqs = inv_freq @ positions in fp32 (one rounding per product), then
+  // cos/sin of cat(freqs, freqs) times the attention scaling, cast to the activation dtype.
+  // Computed where the positions are, with no table: no bound to check, hence no read of the
+  // largest position back to the host (a device synchronisation on GPUs).
+  const at::Tensor pos = position_ids.to(inv_freq_.device()).to(at::kFloat).unsqueeze(-1);  // (B, T, 1)
+  const at::Tensor freqs = pos * inv_freq_;                                              // (B, T, dim/2)
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);                                    // (B, T, dim)
+  return {(emb.cos() * attention_scaling_).to(dtype), (emb.sin() * attention_scaling_).to(dtype)};
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {

@@ -1,5 +1,5 @@
 // Rotary position embedding (HF rotate-half convention) with default and Llama 3.1 ("llama3")
-// frequency scaling. cos/sin tables are computed in fp32 and cached on the model's device.
+// frequency scaling. cos/sin are computed per call from the positions in fp32, as HF does.
 #pragma once
 
 #include <cstdint>
@@ -17,18 +17,14 @@ class RotaryEmbedding {
   // Throws dtune::Error for rope types other than "default" and "llama3".
   RotaryEmbedding(const ModelConfig& config, c10::Device device);
 
-  // position_ids (B, T) int64 -> cos, sin (B, T, head_dim) in dtype. Grows the cached fp32
-  // tables (to the next power of two) when a position exceeds them.
-  std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& position_ids, c10::ScalarType dtype);
+  // position_ids (B, T) int64, any device -> cos, sin (B, T, head_dim) in dtype on the
+  // model's device, computed from the positions as HF does (no table, no host synchronisation).
+  std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& position_ids, c10::ScalarType dtype) const;
 
   const at::Tensor& inv_freq() const { return inv_freq_; }  // (head_dim / 2) fp32
 
  private:
-  void grow_tables(int64_t num_positions);
-
   at::Tensor inv_freq_;   // (head_dim / 2) fp32
-  at::Tensor cos_table_;  // (P, head_dim) fp32: cos(p * inv_freq) duplicated over both halves
-  at::Tensor sin_table_;
   double attention_scaling_ = 1.0;
 };
 
