@@ -159,17 +159,19 @@ LossSum Decoder::loss(const at::Tensor& hidden, const at::Tensor& labels, bool l
                   hidden.size(1) == labels.size(1),
               "loss: hidden (B, T, H) and labels (B, T) must agree, got ",
               shape_str(hidden.sizes()), " and ", shape_str(labels.sizes()));
-  const int64_t B = labels.size(0);
-  // targets[b, t] = the token position t predicts.
-  const at::Tensor targets =
-      labels_shifted ? labels
-                     : at::cat({labels.slice(1, 1), at::full({B, 1}, kIgnoreIndex, labels.options())}, 1);
-  const at::Tensor flat = targets.reshape(-1);
-  const at::Tensor idx = at::nonzero(flat != kIgnoreIndex).squeeze(1);  // (N)
-  const at::Tensor h = hidden.reshape({-1, hidden.size(2)}).index_select(0, idx);  // (N, H)
+  return loss(hidden, select_loss_targets(labels, labels_shifted));
+}
+
+LossSum Decoder::loss(const at::Tensor& hidden, const LossTargets& targets) const {
+  DTUNE_CHECK(hidden.dim() == 3, "loss: hidden must be (B, T, H), got ", shape_str(hidden.sizes()));
+  DTUNE_CHECK(targets.positions.dim() == 1 && targets.targets.sizes() == targets.positions.sizes() &&
+                  targets.count == targets.positions.size(0),
+              "loss: LossTargets positions and targets must both be (N) with N = count");
+  const LossTargets t = targets.to(hidden.device());
+  const at::Tensor h = hidden.reshape({-1, hidden.size(2)}).index_select(0, t.positions);  // (N, H)
   LossSum out;
-  out.num_tokens = idx.size(0);
-  out.sum = chunked_lm_loss_sum(h, lm_head_, flat.index_select(0, idx), options_.loss_chunk_size);
+  out.num_tokens = t.count;
+  out.sum = chunked_lm_loss_sum(h, lm_head_, t.targets, options_.loss_chunk_size);
   return out;
 }
 

@@ -54,6 +54,30 @@ struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
 
 }  // namespace
 
+LossTargets LossTargets::to(c10::Device device) const {
+  if (positions.device() == device) return *this;
+  LossTargets out;
+  out.positions = positions.to(device);
+  out.targets = targets.to(device);
+  out.count = count;
+  return out;
+}
+
+LossTargets select_loss_targets(const at::Tensor& labels, bool labels_shifted) {
+  DTUNE_CHECK(labels.dim() == 2, "labels must be (B, T), got ", labels.dim(), " dimensions");
+  const int64_t B = labels.size(0);
+  // next[b, t] = the token position t predicts.
+  const at::Tensor next =
+      labels_shifted ? labels
+                     : at::cat({labels.slice(1, 1), at::full({B, 1}, kIgnoreIndex, labels.options())}, 1);
+  const at::Tensor flat = next.reshape(-1);
+  LossTargets out;
+  out.positions = at::nonzero(flat != kIgnoreIndex).squeeze(1);  // a host sync where labels live
+  out.targets = flat.index_select(0, out.positions);
+  out.count = out.positions.size(0);
+  return out;
+}
+
 at::Tensor chunked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
                                const at::Tensor& targets, int64_t chunk_size) {
   DTUNE_CHECK(chunk_size > 0, "loss chunk size must be > 0, got ", chunk_size);

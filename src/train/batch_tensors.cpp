@@ -5,15 +5,29 @@
 
 #include <numeric>
 
+#include "dtune/core/error.h"
 #include "dtune/data/batcher.h"
 
 namespace dtune {
 namespace {
 
+// A host tensor on the device. On a GPU it is staged in pinned memory and copied without
+// waiting (the caching host allocator keeps the staging block until the copy is done), so
+// preparing a micro-batch never waits for the GPU to finish the previous one.
+at::Tensor to_device(const at::Tensor& host, c10::Device device) {
+  if (device.is_cpu()) return host;
+  at::Tensor pinned = at::empty(host.sizes(), host.options().pinned_memory(true));
+  pinned.copy_(host);
+  return pinned.to(device, /*non_blocking=*/true);
+}
+
+at::Tensor host_long(const std::vector<int32_t>& v, int64_t b, int64_t t) {
+  // from_blob borrows v; .to(kLong) copies.
+  return at::from_blob(const_cast<int32_t*>(v.data()), {b, t}, at::kInt).to(at::kLong);
+}
+
 at::Tensor to_long(const std::vector<int32_t>& v, int64_t b, int64_t t, c10::Device device) {
-  // from_blob borrows v; .to(kLong) copies, then the copy moves to the device.
-  at::Tensor host = at::from_blob(const_cast<int32_t*>(v.data()), {b, t}, at::kInt).to(at::kLong);
-  return device.is_cpu() ? host : host.to(device, /*non_blocking=*/false);
+  return to_device(host_long(v, b, t), device);
 }
 
 }  // namespace
@@ -23,7 +37,14 @@ BatchTensors to_tensors(const Batch& batch, bool packed, c10::Device device) {
   BatchTensors out;
   out.input_ids = to_long(batch.input_ids, b, t, device);
   out.position_ids = to_long(batch.position_ids, b, t, device);
-  out.labels = to_long(batch.labels, b, t, device);
+  // Loss positions are selected here on the host, where the labels are: the device step then
+  // needs no count back from the GPU.
+  const LossTargets host = select_loss_targets(host_long(batch.labels, b, t), /*labels_shifted=*/false);
+  out.loss_targets.positions = to_device(host.positions, device);
+  out.loss_targets.targets = to_device(host.targets, device);
+  out.loss_targets.count = host.count;
+  DTUNE_CHECK(host.count == batch.num_loss_tokens, "internal: the batch counts ", batch.num_loss_tokens,
+              " loss tokens but its labels select ", host.count);
   out.num_loss_tokens = batch.num_loss_tokens;
   out.num_real_tokens = std::accumulate(batch.lengths.begin(), batch.lengths.end(), int64_t{0});
   if (packed) {

@@ -32,7 +32,7 @@ EvalResult evaluate(Decoder& model, const Hdf5Dataset& data, dist::Communicator&
     if (k * comm.world_size() + comm.rank() >= n) break;
     const BatchTensors b = to_tensors(batch, /*packed=*/false, device);
     const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
-    const LossSum ls = model.loss(hidden, b.labels);
+    const LossSum ls = model.loss(hidden, b.loss_targets);
     sum += ls.sum.item<double>();
     tokens += ls.num_tokens;
     ++rows;

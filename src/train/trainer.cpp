@@ -283,7 +283,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     for (int64_t i = 0; i < n_micro; ++i) {
       const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
       const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
-      const LossSum ls = model.loss(hidden, b.labels);
+      const LossSum ls = model.loss(hidden, b.loss_targets);
       (ls.sum * loss_weight).backward();
       loss_sum += ls.sum.detach();
     }

@@ -1,4 +1,5 @@
-// Chunked LM head + cross-entropy: equal to the unchunked reference and its autograd gradient.
+// Chunked LM head + cross-entropy: equal to the unchunked reference and its autograd gradient;
+// the selection of loss positions from HF-convention and shifted labels.
 #include "dtune/model/lm_loss.h"
 
 #include <ATen/ATen.h>
@@ -31,6 +32,24 @@ BOOST_AUTO_TEST_CASE(chunked_loss_and_grad_equal_full_cross_entropy) {
   at::NoGradGuard no_grad;
   BOOST_TEST(std::abs(chunked_lm_loss_sum(h0, w, targets, 5).item<double>() - ref.item<double>()) <=
              1e-5 * ref.item<double>());
+}
+
+// Position t of row b is selected when the token at t + 1 has a label (unshifted) or t itself has
+// one (shifted); indices are flat (b * T + t), targets are the labels they predict.
+at::Tensor longs(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
+
+BOOST_AUTO_TEST_CASE(loss_targets_select_the_labelled_positions) {
+  constexpr int64_t X = kIgnoreIndex;
+  const at::Tensor labels = longs({X, X, 7, 8, X, /* row 1 */ X, 4, X, X, 9}).view({2, 5});
+  const LossTargets u = select_loss_targets(labels, /*labels_shifted=*/false);
+  BOOST_TEST(u.count == 4);
+  BOOST_TEST(at::equal(u.positions, longs({1, 2, 5, 8})));
+  BOOST_TEST(at::equal(u.targets, longs({7, 8, 4, 9})));
+  const LossTargets s = select_loss_targets(labels, /*labels_shifted=*/true);
+  BOOST_TEST(s.count == 4);
+  BOOST_TEST(at::equal(s.positions, longs({2, 3, 6, 9})));
+  BOOST_TEST(at::equal(s.targets, longs({7, 8, 4, 9})));
+  BOOST_TEST(select_loss_targets(at::full({1, 3}, X, at::kLong), false).count == 0);
 }
 
 }  // namespace

@@ -173,11 +173,21 @@ class TrainE2E(unittest.TestCase):
         out = os.path.join(WORK, "fault")
         cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + \
             base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1"])
-        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        err_path = os.path.join(WORK, "fault.stderr")
+        with open(err_path, "w") as err:
+            p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+        # Wait until a second checkpoint exists. keep_last rotates old ones away, so look for any
+        # checkpoint-N with N >= 2 (a step takes ~0.15 s; checkpoint-2 alone lives ~0.3 s).
+        def second_checkpoint():
+            return any(d.startswith("checkpoint-") and d.split("-")[1].isdigit() and int(d.split("-")[1]) >= 2
+                       for d in (os.listdir(out) if os.path.isdir(out) else []))
         deadline = time.time() + 240
-        while time.time() < deadline and not os.path.isdir(os.path.join(out, "checkpoint-2")):
-            time.sleep(0.5)
-        self.assertTrue(os.path.isdir(os.path.join(out, "checkpoint-2")), "no checkpoint appeared")
+        while time.time() < deadline and p.poll() is None and not second_checkpoint():
+            time.sleep(0.2)
+        with open(err_path) as err:
+            log_tail = err.read()[-3000:]
+        self.assertTrue(second_checkpoint() and p.poll() is None,
+                        f"no second checkpoint while the job ran (mpirun rc {p.poll()}); its stderr ends:\n{log_tail}")
         pids = subprocess.run(["pgrep", "-f", f"checkpoint.output_dir={out}"], capture_output=True, text=True).stdout.split()
         victims = [int(x) for x in pids if int(x) != p.pid]
         ranks = [v for v in victims if read_cmdline(v).startswith(DTUNE)]

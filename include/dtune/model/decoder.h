@@ -61,6 +61,8 @@ class Decoder {
   // In packed rows with unshifted labels, the first token of each sequence must be -100 (it
   // would otherwise be predicted from the previous sequence).
   LossSum loss(const at::Tensor& hidden, const at::Tensor& labels, bool labels_shifted = false) const;
+  // The same over positions selected beforehand (select_loss_targets, lm_loss.h), on any device.
+  LossSum loss(const at::Tensor& hidden, const LossTargets& targets) const;
 
   // Training mode turns on LoRA dropout. Default: eval.
   void set_training(bool training) { training_ = training; }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 namespace dtune {
 
@@ -16,6 +17,22 @@ struct LossSum {
   at::Tensor sum;          // () fp32, differentiable w.r.t. the hidden states
   int64_t num_tokens = 0;  // positions with a label
 };
+
+// The positions of a (B, T) batch that carry a loss, and the token each one must predict.
+struct LossTargets {
+  at::Tensor positions;  // (N) int64, flat row-major indices b * T + t into the batch
+  at::Tensor targets;    // (N) int64, the token that position predicts
+  int64_t count = 0;     // N, known on the host
+
+  // Both tensors on device (plain copies; the trainer makes its own, asynchronous ones).
+  LossTargets to(c10::Device device) const;
+};
+
+// Selects the loss positions from labels (B, T) int64 with kIgnoreIndex where there is none.
+// labels_shifted = false (HF convention): labels[b, t] is the token at t, so position t - 1
+// predicts it; true: labels[b, t] is the target of position t. Runs on the labels' device:
+// the trainer selects from host labels, so the GPU step never waits for a count to come back.
+LossTargets select_loss_targets(const at::Tensor& labels, bool labels_shifted);
 
 
 // hidden (N, H) at the loss positions only (any float dtype), lm_head (V, H) frozen, targets
