@@ -157,6 +157,18 @@ if [ "$dtune_ok" = 1 ]; then
     fi
     [ "$dtune_ok" = 1 ] || echo "FATAL: dtune smoke train failed; the peer still runs"
   fi
+  if [ "$dtune_ok" = 1 ] && [ "$device" = cuda ]; then
+    # The same 2 steps in libtorch's CUDA sync debug mode around each step's forward/backward
+    # (dist::HostSyncCheck): any op that makes the host wait for the GPU there throws, named.
+    cp "$work/smoke.log" "$work/smoke_first.log"
+    if DTUNE_CUDA_SYNC_CHECK=1 smoke; then
+      say "host-sync check OK: no synchronisation inside the step's forward/backward passes"
+    else
+      say "host-sync check FAILED (a synchronising op inside the step; training itself is unaffected):"
+      grep -i -m5 -B2 "synchroniz" "$work/smoke.log" | sed 's/^/  sync: /'
+    fi
+    mv "$work/smoke.log" "$work/smoke_sync_check.log"; mv "$work/smoke_first.log" "$work/smoke.log"
+  fi
 fi
 
 # ---- 3. Models and data ------------------------------------------------------------------------------
@@ -256,6 +268,7 @@ done
 
 # ---- 5. The table ----------------------------------------------------------------------------------------
 bundle=(runs runs.jsonl env.json); [ -f "$work/smoke.log" ] && bundle+=(smoke.log)
+[ -f "$work/smoke_sync_check.log" ] && bundle+=(smoke_sync_check.log)
 tar -C "$work" -czf "$out/runs.tar.gz" "${bundle[@]}"
 "$python" bench/gpu_report.py --runs "$work/runs.jsonl" --json "$out/gpu_bench.json" --env "$work/env.json"
 say "done; results in $out"

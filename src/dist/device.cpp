@@ -3,6 +3,9 @@
 
 #include <sys/resource.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #ifdef DTUNE_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -62,6 +65,24 @@ double peak_memory_gib(c10::Device device) {
   rusage ru{};
   DTUNE_CHECK(getrusage(RUSAGE_SELF, &ru) == 0, "getrusage failed");
   return static_cast<double>(ru.ru_maxrss) * 1024.0 / kGiB;  // ru_maxrss is in KiB
+}
+
+HostSyncCheck::HostSyncCheck(c10::Device device) {
+#ifdef DTUNE_HAVE_CUDA
+  const char* env = std::getenv("DTUNE_CUDA_SYNC_CHECK");
+  if (device.is_cuda() && env != nullptr && std::string_view(env) == "1") {
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+    active_ = true;
+  }
+#else
+  (void)device;
+#endif
+}
+
+HostSyncCheck::~HostSyncCheck() {
+#ifdef DTUNE_HAVE_CUDA
+  if (active_) c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+#endif
 }
 
 c10::Device select_device(const std::string& request, int local_rank) {

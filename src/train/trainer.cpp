@@ -280,12 +280,16 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     bucket.zero_grads();
     at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
     const double loss_weight = scaler.scale() / global_tokens;
-    for (int64_t i = 0; i < n_micro; ++i) {
-      const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
-      const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
-      const LossSum ls = model.loss(hidden, b.loss_targets);
-      (ls.sum * loss_weight).backward();
-      loss_sum += ls.sum.detach();
+    {
+      // No host synchronisation from here to the all-reduce (DTUNE_CUDA_SYNC_CHECK=1 proves it).
+      const dist::HostSyncCheck no_host_sync(device);
+      for (int64_t i = 0; i < n_micro; ++i) {
+        const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
+        const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
+        const LossSum ls = model.loss(hidden, b.loss_targets);
+        (ls.sum * loss_weight).backward();
+        loss_sum += ls.sum.detach();
+      }
     }
     micro_in_epoch += n_micro;
 

@@ -18,6 +18,23 @@ std::string device_name(c10::Device device);
 // reports it); on the CPU the process's peak resident set size.
 double peak_memory_gib(c10::Device device);
 
+// Proves that a stretch of GPU work makes the host wait for nothing. While one is alive on a
+// CUDA device and DTUNE_CUDA_SYNC_CHECK=1 is set, every operation that would block the host on
+// the GPU (item(), nonzero(), a blocking copy, a stream synchronisation) throws instead, naming
+// itself (libtorch's CUDA sync debug mode). The trainer holds one around each step's forward and
+// backward passes; bench/gpu.sh runs a short training with the variable set. Otherwise (the
+// default, or on the CPU) it does nothing.
+class HostSyncCheck {
+ public:
+  explicit HostSyncCheck(c10::Device device);
+  ~HostSyncCheck();
+  HostSyncCheck(const HostSyncCheck&) = delete;
+  HostSyncCheck& operator=(const HostSyncCheck&) = delete;
+
+ private:
+  bool active_ = false;
+};
+
 // request: "auto" (cuda if a GPU is visible, else cpu) | "cpu" | "cuda".
 // local_rank picks the GPU (local_rank % device count); sets it as the current device.
 // Throws dtune::Error when "cuda" is requested and none is usable.
