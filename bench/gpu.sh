@@ -19,6 +19,8 @@
 #      sequences, checkpointing CKPT_B (default off); MODELS_B="llama-8b qwen-1.5b"
 # Settings (environment): WARMUP=3 STEPS=10 (timed optimizer steps after the warm-up ones),
 # MICRO_BATCH=2 ACCUM=4 SEQ_A=1024 PACK_B=2048 CKPT_A=1 CKPT_B=0 PRECISION_A=fp16 PRECISION_B=bf16
+# CKPT_EVERY=1 (dtune's train.checkpoint_every: 2 = recompute every other layer; the peer always
+# recomputes every layer, so a run with 2 measures that lever against transformers' default)
 # CONFIGS="a b" MODELS_B="llama-8b qwen-1.5b" SIDES="dtune peer" PEAK_TFLOPS=989
 # BUDGET_S=480 (the whole script; a run that would start with too little left is skipped and
 # reported so) RUN_CAP_S=170 (one run, model load included) PYTHON=python3 WORK=/tmp/dtune_gpu
@@ -52,6 +54,7 @@ else
   warmup=${WARMUP:-3}; steps=${STEPS:-10}; threads=0; budget=${BUDGET_S:-480}; run_cap=${RUN_CAP_S:-170}
 fi
 micro=${MICRO_BATCH:-2}; accum=${ACCUM:-4}; ckpt_a=${CKPT_A:-1}; ckpt_b=${CKPT_B:-0}
+ckpt_every=${CKPT_EVERY:-1}  # dtune only: with checkpointing on, recompute every Nth layer
 configs=${CONFIGS:-a b}; models_b=${MODELS_B:-llama-8b qwen-1.5b}; sides=${SIDES:-dtune peer}
 peak=${PEAK_TFLOPS:-989}; min_run=${MIN_RUN_S:-40}
 export PYTHONUNBUFFERED=1
@@ -227,7 +230,7 @@ run_side() {  # run_side CONFIG MODEL SIDE
         --data.pack_length="$pack" --data.shuffle=false --lora.r="$r" --lora.alpha=16 --lora.dropout=0.1 \
         --lora.target_modules="$targets" --train.device="$device" --train.precision="$prec" \
         --train.gradient_checkpointing="$([ "$ckpt" = 1 ] && echo true || echo false)" \
-        --train.gradient_accumulation_steps="$accum" --train.max_steps=$(( warmup + steps )) \
+        --train.checkpoint_every="$ckpt_every" --train.gradient_accumulation_steps="$accum" --train.max_steps=$(( warmup + steps )) \
         --train.learning_rate=1e-4 --train.weight_decay=0.01 --train.warmup_ratio=0.03 --train.lr_scheduler=linear \
         --train.max_grad_norm=0.3 --train.eval_every=0 --train.peak_tflops="$peak" "${extra[@]}" \
         --checkpoint.output_dir="$dir" --checkpoint.save_every=0 --generate.enabled=false \

@@ -4,6 +4,7 @@
 Usage: .venv/bin/python bench/model_cpu_bench.py [--model models/SmolLM2-135M-Instruct]
        [--binary build-model/bin/dtune_model_bench] [--seq 512] [--batch 1] [--steps 5]
        [--threads 2] [--rank 8] [--prompt-frac 0.5] [--rounds 2] [--dtype fp32|bf16]
+       [--checkpointing [--checkpoint-every N]]
 
 One step = forward + loss (completion-only: the first prompt-frac of each row is -100) +
 backward into LoRA A/B on q,k,v,o_proj (dropout 0), same input ids (seed 0) on both sides.
@@ -34,6 +35,8 @@ def run_hf(args):
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                                              task_type="CAUSAL_LM"))
+    if args.checkpointing:  # as TRL/Trainer's gradient_checkpointing=True: every layer
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     torch.manual_seed(0)
     ids = torch.randint(3, model.config.vocab_size, (args.batch, args.seq), dtype=torch.int64)
@@ -73,6 +76,10 @@ def main():
     ap.add_argument("--prompt-frac", type=float, default=0.5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--checkpointing", action="store_true",
+                    help="gradient checkpointing on both sides (transformers: every layer)")
+    ap.add_argument("--checkpoint-every", type=int, default=1,
+                    help="with --checkpointing, dtune recomputes every Nth layer (1 = all, as transformers)")
     ap.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hf_worker:
@@ -92,8 +99,10 @@ def main():
     # (shared) machine disturbs both alike.
     ours, hf = None, None
     for _ in range(args.rounds):
-        o = run([args.binary, args.model] + common + ["--bf16", "1" if args.dtype == "bf16" else "0"])
-        h = run([sys.executable, __file__, "--hf-worker", "--model", args.model, "--dtype", args.dtype] + common)
+        o = run([args.binary, args.model] + common + ["--bf16", "1" if args.dtype == "bf16" else "0",
+                 "--checkpointing", "1" if args.checkpointing else "0", "--checkpoint-every", str(args.checkpoint_every)])
+        h = run([sys.executable, __file__, "--hf-worker", "--model", args.model, "--dtype", args.dtype] + common +
+                (["--checkpointing"] if args.checkpointing else []))
         ours = o if ours is None or o["ms_per_token"] < ours["ms_per_token"] else ours
         hf = h if hf is None or h["ms_per_token"] < hf["ms_per_token"] else hf
     for r in (ours, hf):

@@ -127,7 +127,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   if (ckpt && !h.requires_grad()) h.requires_grad_(true);  // so backward reaches the first layer
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
     in.layer = i;
-    if (ckpt) {
+    if (ckpt && i % options_.checkpoint_every == 0) {
       // The closure owns what recomputation needs (cos, sin, mask) until backward.
       const DecoderLayer* layer = &layers_[i];
       const bool training = training_;

@@ -144,6 +144,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   model_opts.dtype = precision_dtype(cfg.train.precision);
   model_opts.device = device;
   model_opts.activation_checkpointing = cfg.train.gradient_checkpointing;
+  model_opts.checkpoint_every = cfg.train.checkpoint_every;
   Decoder model = Decoder::load(cfg.model.path, model_opts);
   DTUNE_CHECK(info.vocab_size <= model.config().vocab_size, "data.path ", cfg.data.path, " was tokenized with a ",
               info.vocab_size, "-token vocabulary but model.path ", cfg.model.path, " has ",

@@ -26,7 +26,8 @@ class WeightStore;
 struct DecoderOptions {
   c10::ScalarType dtype = c10::ScalarType::Float;  // base weights and activations: fp32/fp16/bf16
   c10::Device device = c10::Device(c10::DeviceType::CPU);
-  bool activation_checkpointing = false;  // recompute each layer in backward (less memory)
+  bool activation_checkpointing = false;  // recompute layers in backward (less memory)
+  int64_t checkpoint_every = 1;           // with it: recompute layers 0, N, 2N, ... (1 = all)
   int64_t loss_chunk_size = 1024;         // loss tokens per LM-head + CE chunk; lower = less memory
 };
 
@@ -67,7 +68,10 @@ class Decoder {
   // Training mode turns on LoRA dropout. Default: eval.
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
-  void set_activation_checkpointing(bool on) { options_.activation_checkpointing = on; }
+  void set_activation_checkpointing(bool on, int64_t every = 1) {
+    options_.activation_checkpointing = on;
+    options_.checkpoint_every = every;
+  }
 
   // LoRA (see lora_adapter.h for the contracts and PEFT key names).
   void add_lora(const LoraOptions& options, uint64_t seed);
