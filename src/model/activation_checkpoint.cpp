@@ -16,7 +16,7 @@ using torch::autograd::variable_list;
 
 // What backward needs that is not a tensor: the block and the RNG state before its forward.
 struct CheckpointState : torch::CustomClassHolder {
-  std::function<at::Tensor(const at::Tensor&)> fn;
+  CheckpointFn fn;
   at::Tensor rng_state;
 };
 
@@ -37,13 +37,13 @@ void set_rng_state(const at::Tensor& t, const at::Tensor& state) {
 }
 
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
-                            c10::intrusive_ptr<CheckpointState> state) {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input,
+                               c10::intrusive_ptr<CheckpointState> state) {
     state->rng_state = get_rng_state(input);
     ctx->save_for_backward({input});
-    at::Tensor out = state->fn(input);  // grad mode is off inside a custom forward
+    variable_list outs = state->fn(input);  // grad mode is off inside a custom forward
     ctx->saved_data["state"] = at::IValue::make_capsule(std::move(state));
-    return out;
+    return outs;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -53,20 +53,28 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     at::Tensor x = input.detach().requires_grad_(true);
     const at::Tensor outer_state = get_rng_state(x);
     set_rng_state(x, state->rng_state);
-    at::Tensor out;
+    variable_list outs;
     {
       at::AutoGradMode enable(true);
-      out = state->fn(x);
+      outs = state->fn(x);
     }
     set_rng_state(x, outer_state);
-    torch::autograd::backward({out}, {grad_outputs[0]});
+    // Outputs that reached no loss get zero gradients (materialised by autograd); skip them.
+    variable_list roots, grads;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (outs[i].requires_grad()) {
+        roots.push_back(outs[i]);
+        grads.push_back(grad_outputs[i]);
+      }
+    }
+    if (!roots.empty()) torch::autograd::backward(roots, grads);
     return {x.grad(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor checkpoint(std::function<at::Tensor(const at::Tensor&)> fn, const at::Tensor& input) {
+std::vector<at::Tensor> checkpoint(CheckpointFn fn, const at::Tensor& input) {
   DTUNE_CHECK(input.requires_grad(), "checkpoint: the input must require grad");
   auto state = c10::make_intrusive<CheckpointState>();
   state->fn = std::move(fn);

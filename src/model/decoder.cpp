@@ -131,16 +131,23 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // The closure owns what recomputation needs (cos, sin, mask) until backward.
       const DecoderLayer* layer = &layers_[i];
       const bool training = training_;
-      h = checkpoint(
-          [layer, cos, sin, sdpa_mask, training](const at::Tensor& x) {
+      // Without an adapter, down_proj's backward needs only its frozen weight: run it outside
+      // the checkpoint, and backward neither keeps its input nor re-runs it (what transformers'
+      // non-reentrant checkpoint gets by stopping the recomputation early).
+      const bool down_outside = !layer->mlp.down_proj.has_adapter();
+      const std::vector<at::Tensor> outs = checkpoint(
+          [layer, cos, sin, sdpa_mask, training, down_outside](const at::Tensor& x) {
             AttentionInputs rin;
             rin.cos = &cos;
             rin.sin = &sin;
             rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
             rin.training = training;
-            return layer->forward(x, rin);
+            if (!down_outside) return std::vector<at::Tensor>{layer->forward(x, rin)};
+            auto [a, m] = layer->forward_to_down_proj(x, rin);
+            return std::vector<at::Tensor>{std::move(a), std::move(m)};
           },
           h);
+      h = down_outside ? outs[0] + layer->mlp.down_proj.forward(outs[1], training) : outs[0];
     } else {
       h = layers_[i].forward(h, in);
     }

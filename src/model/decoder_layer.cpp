@@ -6,8 +6,15 @@
 namespace dtune {
 
 at::Tensor DecoderLayer::forward(const at::Tensor& h, const AttentionInputs& in) const {
-  const at::Tensor a = h + attention.forward(rms_norm(h, input_norm, eps), in);
-  return a + mlp.forward(rms_norm(a, post_attention_norm, eps), in.training);
+  auto [a, m] = forward_to_down_proj(h, in);
+  return a + mlp.down_proj.forward(m, in.training);
+}
+
+std::pair<at::Tensor, at::Tensor> DecoderLayer::forward_to_down_proj(const at::Tensor& h,
+                                                                     const AttentionInputs& in) const {
+  at::Tensor a = h + attention.forward(rms_norm(h, input_norm, eps), in);
+  at::Tensor m = mlp.gated(rms_norm(a, post_attention_norm, eps), in.training);
+  return {std::move(a), std::move(m)};
 }
 
 }  // namespace dtune

@@ -5,9 +5,12 @@
 
 namespace dtune {
 
+at::Tensor Mlp::gated(const at::Tensor& x, bool training) const {
+  return at::silu(gate_proj.forward(x, training)) * up_proj.forward(x, training);
+}
+
 at::Tensor Mlp::forward(const at::Tensor& x, bool training) const {
-  return down_proj.forward(at::silu(gate_proj.forward(x, training)) * up_proj.forward(x, training),
-                           training);
+  return down_proj.forward(gated(x, training), training);
 }
 
 }  // namespace dtune

@@ -3,13 +3,18 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
 namespace dtune {
 
+// The block: input -> its outputs (one or more).
+using CheckpointFn = std::function<std::vector<at::Tensor>(const at::Tensor&)>;
+
 // Returns fn(input), recording one autograd node instead of fn's graph. In backward, fn is run
-// again with grad enabled on a detached copy of input and backpropagated; gradients of the
+// again with grad enabled on a detached copy of input and backpropagated from the gradients of
+// every output that reached the loss (one backward pass for all of them); gradients of the
 // parameters fn closes over (LoRA A/B) accumulate into their .grad, the input's gradient is
 // returned to the outer graph.
 //
@@ -20,6 +25,6 @@ namespace dtune {
 // REQUIRES: input.requires_grad() (else backward would never reach this node; the Decoder makes
 // the embedding output require grad when checkpointing), fn deterministic given the RNG state,
 // and everything fn captures alive until backward. Only call when grad mode is on.
-at::Tensor checkpoint(std::function<at::Tensor(const at::Tensor&)> fn, const at::Tensor& input);
+std::vector<at::Tensor> checkpoint(CheckpointFn fn, const at::Tensor& input);
 
 }  // namespace dtune

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include <ATen/core/Tensor.h>
 
@@ -38,6 +39,8 @@ struct Mlp {
   LoraLinear gate_proj, up_proj, down_proj;  // gate/up (I, H), down (H, I)
   // x (B, T, H) -> (B, T, H): down(silu(gate(x)) * up(x)).
   at::Tensor forward(const at::Tensor& x, bool training) const;
+  // x (B, T, H) -> (B, T, I): silu(gate(x)) * up(x), the down projection's input.
+  at::Tensor gated(const at::Tensor& x, bool training) const;
 };
 
 struct DecoderLayer {
@@ -49,6 +52,9 @@ struct DecoderLayer {
 
   // Pre-norm residual block: h + attn(norm(h)), then + mlp(norm(.)). h (B, T, H).
   at::Tensor forward(const at::Tensor& h, const AttentionInputs& in) const;
+  // The block up to the MLP's down projection: {a, m} with a = h + attn(norm(h)) and
+  // m = mlp.gated(norm(a)), so that forward(h) = a + mlp.down_proj.forward(m).
+  std::pair<at::Tensor, at::Tensor> forward_to_down_proj(const at::Tensor& h, const AttentionInputs& in) const;
 };
 
 }  // namespace dtune
