@@ -50,3 +50,26 @@ message(STATUS "dtune: CUDA/NCCL path: ${DTUNE_HAVE_CUDA} (nccl: ${NCCL_LIBRARY}
 # std::filesystem calls to libtorch's copy, which crashes (seen: remove_all jumping to 0).
 # Naming libstdc++ first on the link line puts it first in the search order.
 string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
+
+# libtorch's OpenMP runtime. Files with hand-written parallel loops (`#pragma omp`, or
+# at::parallel_for, an inline template around `#pragma omp parallel`) need -fopenmp where they
+# are compiled; without it they silently run on one thread. They link the libgomp that libtorch
+# itself loads (the wheel's libgomp.so.1, or the libtorch archive's renamed libgomp-<hash>.so.1),
+# so the process keeps one OpenMP runtime and one thread pool.
+get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
+file(GLOB _torch_gomp "${_torch_lib_dir}/libgomp.so.1" "${_torch_lib_dir}/libgomp-*.so.1")
+if(_torch_gomp)
+  list(GET _torch_gomp 0 DTUNE_TORCH_GOMP)
+else()
+  message(WARNING "dtune: no libgomp.so.1 next to ${TORCH_LIBRARY}; dtune's own CPU kernels "
+                  "(decoding products, fused attention) run on one thread")
+endif()
+
+# dtune_use_torch_openmp(<target> <source>...): compile the sources with OpenMP on libtorch's
+# runtime.
+function(dtune_use_torch_openmp target)
+  if(DTUNE_TORCH_GOMP)
+    set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS -fopenmp)
+    target_link_libraries(${target} PRIVATE ${DTUNE_TORCH_GOMP})
+  endif()
+endfunction()

@@ -50,7 +50,10 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, bool training) const {
   // gradients land in the fp32 masters.
   const at::Tensor a = lora_a_.to(x.scalar_type());
   const at::Tensor b = lora_b_.to(x.scalar_type());
-  return y + at::linear(at::linear(x_in, a), b) * scale_;
+  // y + scale * (x A^T) B^T as one addmm: the scale and the sum ride in the GEMM, so neither
+  // pass over the (tokens, out) product runs, forward or backward.
+  const at::Tensor xa = at::linear(x_in, a).reshape({-1, a.size(0)});  // (tokens, r)
+  return at::addmm(y.reshape({-1, y.size(-1)}), xa, b.t(), /*beta=*/1, /*alpha=*/scale_).view(y.sizes());
 }
 
 void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Generator& gen) {

@@ -1,6 +1,8 @@
-// Grouped-query self-attention with RoPE, optional KV cache, through at::scaled_dot_product_attention.
+// Grouped-query self-attention with RoPE, optional KV cache, through at::scaled_dot_product_attention
+// (or dtune's fused CPU kernel, cpu_attention.h).
 #include <ATen/ATen.h>
 
+#include "dtune/model/cpu_attention.h"
 #include "dtune/model/kv_cache.h"
 #include "dtune/model/layers.h"
 #include "dtune/model/rope.h"
@@ -16,6 +18,10 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
   q = apply_rotary(q, *in.cos, *in.sin);
   k = apply_rotary(k, *in.cos, *in.sin);
   if (in.cache != nullptr) std::tie(k, v) = in.cache->append(in.layer, k, v);  // (B, n_kv, T_k, hd)
+  if (in.fused_cpu) {
+    const at::Tensor out = cpu_attention(q, k, v, in.window_starts != nullptr ? *in.window_starts : at::Tensor());
+    return o_proj.forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}), in.training);
+  }
 
   std::optional<at::Tensor> mask;
   if (in.mask != nullptr) mask = *in.mask;

@@ -46,6 +46,13 @@ at::Tensor AttentionMask::build_sdpa_mask(int64_t q_len, const at::Tensor& key_v
   return allowed.unsqueeze(1);  // (B, 1, T_q, T_k)
 }
 
+at::Tensor AttentionMask::window_starts() const {
+  DTUNE_CHECK(kind_ != Kind::kPadding, "AttentionMask::window_starts: not defined for padding masks");
+  if (kind_ == Kind::kCausal) return at::Tensor();
+  const at::Tensor idx = at::arange(tensor_.size(1), tensor_.options()).expand_as(tensor_);
+  return idx - position_ids_from_sequence_ids(tensor_);
+}
+
 at::Tensor position_ids_from_padding(const at::Tensor& valid) {
   return (valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);
 }

@@ -9,6 +9,7 @@
 #include "dtune/io/safetensors.h"
 #include "dtune/lora/cpu_gemv.h"
 #include "dtune/model/activation_checkpoint.h"
+#include "dtune/model/cpu_attention.h"
 
 namespace dtune {
 namespace {
@@ -105,8 +106,14 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   at::Tensor h = at::embedding(embed_tokens_, input_ids);  // (B, T, H)
   auto [cos, sin] = rope_.cos_sin(position_ids, options_.dtype);  // (B, T, hd)
 
+  const bool fused = options_.fused_cpu_attention && cache == nullptr &&
+                     mask.kind() != AttentionMask::Kind::kPadding &&
+                     cpu_attention_supported(options_.dtype, options_.device, config_.head_dim, T);
+  const at::Tensor window_starts = fused ? mask.window_starts() : at::Tensor();
   at::Tensor sdpa_mask;  // (B, 1, T, T_k) bool; undefined = plain causal
-  if (cache != nullptr) {
+  if (fused) {
+    // cpu_attention takes the windows instead.
+  } else if (cache != nullptr) {
     DTUNE_CHECK(mask.kind() != AttentionMask::Kind::kPacked,
                 "a KV cache takes causal or padding masks, not packed ones");
     const at::Tensor valid =
@@ -120,6 +127,8 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   in.cos = &cos;
   in.sin = &sin;
   in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+  in.fused_cpu = fused;
+  in.window_starts = window_starts.defined() ? &window_starts : nullptr;
   in.cache = cache;
   in.training = training_;
   const bool ckpt = options_.activation_checkpointing && cache == nullptr &&
@@ -136,11 +145,13 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // non-reentrant checkpoint gets by stopping the recomputation early).
       const bool down_outside = !layer->mlp.down_proj.has_adapter();
       const std::vector<at::Tensor> outs = checkpoint(
-          [layer, cos, sin, sdpa_mask, training, down_outside](const at::Tensor& x) {
+          [layer, cos, sin, sdpa_mask, fused, window_starts, training, down_outside](const at::Tensor& x) {
             AttentionInputs rin;
             rin.cos = &cos;
             rin.sin = &sin;
             rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+            rin.fused_cpu = fused;
+            rin.window_starts = window_starts.defined() ? &window_starts : nullptr;
             rin.training = training;
             if (!down_outside) return std::vector<at::Tensor>{layer->forward(x, rin)};
             auto [a, m] = layer->forward_to_down_proj(x, rin);

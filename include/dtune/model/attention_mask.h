@@ -32,6 +32,10 @@ class AttentionMask {
   // without cache (use is_causal) and not for kPacked with a cache.
   at::Tensor build_sdpa_mask(int64_t q_len, const at::Tensor& key_valid) const;
 
+  // For kPacked: (B, T) int64, the first key each query sees (its sequence's start), the form
+  // cpu_attention takes. Undefined for kCausal (every window starts at 0); not for kPadding.
+  at::Tensor window_starts() const;
+
  private:
   Kind kind_ = Kind::kCausal;
   at::Tensor tensor_;

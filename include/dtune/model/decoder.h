@@ -29,6 +29,9 @@ struct DecoderOptions {
   bool activation_checkpointing = false;  // recompute layers in backward (less memory)
   int64_t checkpoint_every = 1;           // with it: recompute layers 0, N, 2N, ... (1 = all)
   int64_t loss_chunk_size = 1024;         // loss tokens per LM-head + CE chunk; lower = less memory
+  // Causal and packed attention without a KV cache on CPU (fp32/bf16, x86-64 with AVX-512):
+  // dtune's fused kernel (cpu_attention.h) instead of libtorch's SDPA. false = always SDPA.
+  bool fused_cpu_attention = true;
 };
 
 // Reads a weight by HF name ("model.layers.0.self_attn.q_proj.weight") in dtype on device;

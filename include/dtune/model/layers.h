@@ -22,6 +22,10 @@ struct AttentionInputs {
   const at::Tensor* cos = nullptr;   // (B, T, head_dim) in the activation dtype
   const at::Tensor* sin = nullptr;
   const at::Tensor* mask = nullptr;  // (B, 1, T, T_k) bool, true = attend; null = causal
+  // Instead of SDPA and mask: cpu_attention (cpu_attention.h), with these window starts (B, T)
+  // int64 (null = plain causal). The Decoder picks it where cpu_attention_supported.
+  bool fused_cpu = false;
+  const at::Tensor* window_starts = nullptr;
   KVCache* cache = nullptr;          // incremental decoding; null in training
   int64_t layer = 0;                 // index into the cache
   bool training = false;             // enables LoRA dropout
@@ -31,7 +35,8 @@ struct Attention {
   LoraLinear q_proj, k_proj, v_proj, o_proj;  // q (n_heads*hd, H); k, v (n_kv*hd, H); o (H, n_heads*hd)
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
 
-  // x (B, T, H) -> (B, T, H). GQA through SDPA's enable_gqa (no repeated K/V copies).
+  // x (B, T, H) -> (B, T, H). GQA through SDPA's enable_gqa (no repeated K/V copies), or
+  // through cpu_attention when in.fused_cpu.
   at::Tensor forward(const at::Tensor& x, const AttentionInputs& in) const;
 };
 
