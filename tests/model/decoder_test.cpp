@@ -1,5 +1,6 @@
 // Decoder parity with transformers (logits, completion-only loss) and self-consistency:
-// padded and packed rows, KV-cache decoding, activation checkpointing, weight shape errors.
+// padded and packed rows, KV-cache decoding, activation checkpointing, the fused CPU attention
+// against SDPA, weight shape errors.
 #include "dtune/model/decoder.h"
 
 #include <ATen/ATen.h>
@@ -204,6 +205,49 @@ BOOST_AUTO_TEST_CASE(activation_checkpointing_gives_identical_grads) {
     at::manual_seed(8);
     d.loss(d.forward_hidden(ids, positions(2, 16), AttentionMask::causal()), labels).sum.backward();
     BOOST_TEST(!at::equal(d.lora_parameters()[0].second.grad(), plain[0]), set);
+  }
+}
+
+// The fused CPU attention kernel (the default on x86-64 CPUs with AVX-512) and libtorch's SDPA
+// give the same packed training step: loss and every LoRA gradient, fp32. Summation orders
+// differ, so 1e-5 of each gradient's scale.
+BOOST_AUTO_TEST_CASE(fused_cpu_attention_and_sdpa_give_the_same_packed_step) {
+  at::manual_seed(12);
+  const at::Tensor ids = at::randint(3, 320, {2, 20}, at::kLong);
+  const at::Tensor seq = at::cat({at::full({2, 7}, 0, at::kLong), at::full({2, 9}, 1, at::kLong),
+                                  at::full({2, 4}, -1, at::kLong)}, 1);  // two sequences, then pads
+  at::Tensor labels = ids.clone();
+  labels.slice(1, 0, 3).fill_(kIgnoreIndex);
+  labels.slice(1, 7, 10).fill_(kIgnoreIndex);
+  labels.slice(1, 16).fill_(kIgnoreIndex);
+  std::vector<std::vector<at::Tensor>> grads;
+  std::vector<double> losses;
+  for (bool fused : {true, false}) {
+    DecoderOptions opts;
+    opts.fused_cpu_attention = fused;
+    Decoder d = Decoder::load(std::string(DTUNE_TEST_DATA) + "/model/tiny_qwen2", opts);
+    LoraOptions lora;
+    lora.r = 4;
+    lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    d.add_lora(lora, /*seed=*/3);
+    {
+      at::NoGradGuard no_grad;
+      at::manual_seed(13);  // the same non-zero B on both sides
+      for (auto& [key, p] : d.lora_parameters())
+        if (key.find("lora_B") != std::string::npos) p.normal_(0, 0.1);
+    }
+    const LossSum loss = d.loss(
+        d.forward_hidden(ids, position_ids_from_sequence_ids(seq), AttentionMask::packed(seq)), labels);
+    loss.sum.backward();
+    losses.push_back(loss.sum.item<double>());
+    grads.emplace_back();
+    for (auto& [key, p] : d.lora_parameters()) grads.back().push_back(p.grad());
+  }
+  BOOST_TEST(std::abs(losses[0] - losses[1]) <= 1e-5 * std::abs(losses[1]));
+  BOOST_TEST_REQUIRE(grads[0].size() == grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    BOOST_TEST(grads[1][i].abs().max().item<double>() > 0.0);
+    BOOST_TEST(scaled_max_diff(grads[0][i], grads[1][i]) <= 1e-5, "grad " << i);
   }
 }
 
