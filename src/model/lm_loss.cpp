@@ -1,4 +1,5 @@
-// Chunked LM head + cross-entropy with the hidden-state gradient computed in the forward pass.
+// Chunked LM head + cross-entropy with the hidden-state gradient computed in the forward pass
+// (on CPU through the fused row kernel of cpu_cross_entropy.h).
 #include "dtune/model/lm_loss.h"
 
 #include <ATen/ATen.h>
@@ -6,6 +7,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "dtune/core/error.h"
+#include "dtune/model/cpu_cross_entropy.h"
 
 namespace dtune {
 namespace {
@@ -24,7 +26,14 @@ std::pair<at::Tensor, at::Tensor> run_chunks(const at::Tensor& hidden, const at:
     const int64_t end = std::min(n, begin + chunk_size);
     const at::Tensor h = hidden.slice(0, begin, end);                    // (c, H)
     const at::Tensor t = targets.slice(0, begin, end).unsqueeze(1);      // (c, 1)
-    const at::Tensor logits = at::matmul(h, lm_head.t()).to(at::kFloat);  // (c, V) fp32
+    at::Tensor logits = at::matmul(h, lm_head.t());  // (c, V) in the model dtype
+    if (cpu_cross_entropy_applies(logits)) {
+      // One fused pass per row; the logits become the gradient softmax - onehot in place.
+      total += cpu_cross_entropy_(logits, targets.slice(0, begin, end), want_grad);
+      if (want_grad) grad.slice(0, begin, end).copy_(at::matmul(logits, lm_head));
+      continue;
+    }
+    logits = logits.to(at::kFloat);  // (c, V) fp32
     const at::Tensor lse = at::logsumexp(logits, -1, /*keepdim=*/true);   // (c, 1)
     total += (lse - logits.gather(1, t)).sum();
     if (want_grad) {

@@ -2,6 +2,11 @@
 // the selection of loss positions from HF-convention and shifted labels.
 #include "dtune/model/lm_loss.h"
 
+#include <ATen/Parallel.h>
+
+#include "dtune/core/error.h"
+#include "dtune/model/cpu_cross_entropy.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <boost/test/unit_test.hpp>
@@ -50,6 +55,54 @@ BOOST_AUTO_TEST_CASE(loss_targets_select_the_labelled_positions) {
   BOOST_TEST(at::equal(s.positions, longs({2, 3, 6, 9})));
   BOOST_TEST(at::equal(s.targets, longs({7, 8, 4, 9})));
   BOOST_TEST(select_loss_targets(at::full({1, 3}, X, at::kLong), false).count == 0);
+}
+
+// The fused CPU row kernel against at::cross_entropy_loss (sum) and autograd's gradient, for
+// vocabularies that leave a partial 16-lane tail, fp32 and bf16.
+BOOST_AUTO_TEST_CASE(fused_cpu_cross_entropy_matches_aten) {
+  if (!cpu_cross_entropy_applies(at::zeros({1, 16}))) {
+    BOOST_TEST_MESSAGE("no AVX-512F: the fused kernel is not used on this CPU; skipped");
+    return;
+  }
+  for (int64_t V : {16, 50, 49157}) {
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      at::manual_seed(V);
+      const at::Tensor logits = (at::randn({7, V}) * 4.0).to(dtype);
+      const at::Tensor targets = at::randint(0, V, {7}, at::kLong);
+      // Reference in fp64 from the same (rounded) logits, as transformers upcasts them.
+      const at::Tensor x = logits.to(at::kDouble).requires_grad_(true);
+      const at::Tensor ref = at::cross_entropy_loss(x, targets, {}, at::Reduction::Sum);
+      ref.backward();
+      const at::Tensor work = logits.clone();
+      const double loss = cpu_cross_entropy_(work, targets, /*write_grad=*/true);
+      const std::string what = std::string(c10::toString(dtype)) + " V " + std::to_string(V);
+      // fp32 per-row arithmetic: ~1e-6 relative of each row's log-sum-exp.
+      BOOST_TEST(std::abs(loss - ref.item<double>()) <= 1e-5 * std::abs(ref.item<double>()), what << ": " << loss << " vs " << ref.item<double>());
+      // The gradient in the logits' dtype: fp32 to 1e-6; bf16 rounds each value (2^-9 relative).
+      const double tol = dtype == at::kFloat ? 1e-6 : 4e-3;
+      BOOST_TEST((work.to(at::kDouble) - x.grad()).abs().max().item<double>() <= tol, what << ": " << (work.to(at::kDouble) - x.grad()).abs().max().item<double>());
+      BOOST_TEST(cpu_cross_entropy_(logits.clone(), targets, /*write_grad=*/false) == loss, what);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fused_cpu_cross_entropy_is_thread_count_independent_and_checks_targets) {
+  if (!cpu_cross_entropy_applies(at::zeros({1, 16}))) return;
+  at::manual_seed(1);
+  const at::Tensor logits = at::randn({9, 1000});
+  const at::Tensor targets = at::randint(0, 1000, {9}, at::kLong);
+  const int saved = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor g1 = logits.clone();
+  const double l1 = cpu_cross_entropy_(g1, targets, true);
+  at::set_num_threads(3);
+  const at::Tensor g3 = logits.clone();
+  const double l3 = cpu_cross_entropy_(g3, targets, true);
+  at::set_num_threads(saved);
+  BOOST_TEST(l1 == l3);
+  BOOST_TEST(at::equal(g1, g3));
+  BOOST_CHECK_THROW(cpu_cross_entropy_(logits.clone(), at::full({9}, 1000, at::kLong), false), Error);
+  BOOST_CHECK_THROW(cpu_cross_entropy_(logits.clone(), at::full({9}, -1, at::kLong), false), Error);
 }
 
 }  // namespace
