@@ -15,6 +15,8 @@
 #endif
 #include <immintrin.h>
 
+#include <cstdint>
+
 #define DTUNE_AVX512 __attribute__((target("avx512f")))
 
 namespace dtune::avx512 {
@@ -37,6 +39,43 @@ DTUNE_AVX512 inline __m512 exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
+}
+
+// The lanes of a 16-wide step at j that lie below n.
+DTUNE_AVX512 inline __mmask16 lanes(int64_t j, int64_t n) {
+  const int64_t left = n - j;
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+// 16 values as fp32 (lanes outside m read as 0): fp32 loads, or bf16 widened (its bits are the
+// upper half of an fp32). bf16 tails go through a small buffer: masked 16-bit loads and stores
+// would need AVX-512BW.
+DTUNE_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+DTUNE_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  __m256i half;
+  if (m == 0xffff) {
+    half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  } else {
+    alignas(32) uint16_t tail[16] = {};
+    for (int i = 0; i < 16 && ((m >> i) & 1); ++i) tail[i] = p[i];
+    half = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
+  }
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+DTUNE_AVX512 inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
+// Round to nearest even (finite values; NaN is not preserved).
+DTUNE_AVX512 inline void store16(uint16_t* p, __m512 v, __mmask16 m) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __m256i half = _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
+  if (m == 0xffff) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), half);
+  } else {
+    alignas(32) uint16_t tail[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tail), half);
+    for (int i = 0; i < 16 && ((m >> i) & 1); ++i) p[i] = tail[i];
+  }
 }
 
 }  // namespace dtune::avx512

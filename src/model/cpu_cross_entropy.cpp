@@ -21,36 +21,10 @@ namespace {
 
 #if DTUNE_XENT_X86
 
-// 16 logits as fp32 (lanes outside m read as 0): fp32 loads, or bf16 widened (its bits are the
-// upper half of an fp32). bf16 tails go through a small buffer: masked 16-bit loads and stores
-// would need AVX-512BW.
-DTUNE_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-DTUNE_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
-  __m256i half;
-  if (m == 0xffff) {
-    half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  } else {
-    alignas(32) uint16_t tail[16] = {};
-    for (int i = 0; i < 16 && ((m >> i) & 1); ++i) tail[i] = p[i];
-    half = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
-  }
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
-}
-DTUNE_AVX512 inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
-// Round to nearest even (the values are finite probabilities; no NaN handling needed).
-DTUNE_AVX512 inline void store16(uint16_t* p, __m512 v, __mmask16 m) {
-  const __m512i bits = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  const __m256i half = _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
-  if (m == 0xffff) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), half);
-  } else {
-    alignas(32) uint16_t tail[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tail), half);
-    for (int i = 0; i < 16 && ((m >> i) & 1); ++i) p[i] = tail[i];
-  }
-}
+using avx512::exp512;
+using avx512::lanes;
+using avx512::load16;
+using avx512::store16;
 
 inline float scalar(const float* p) { return *p; }
 inline float scalar(const uint16_t* p) {
@@ -60,10 +34,6 @@ inline float scalar(const uint16_t* p) {
   return f;
 }
 
-DTUNE_AVX512 inline __mmask16 lanes(int64_t j, int64_t V) {
-  const int64_t left = V - j;
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
 
 // One row: returns logsumexp(x) - x[target]; with write_grad, x := softmax(x) - onehot(target).
 template <typename T>
@@ -81,11 +51,11 @@ DTUNE_AVX512 float xent_row(T* x, int64_t V, int64_t target, bool write_grad) {
   int64_t j = 0;
   for (; j + 64 <= V; j += 64) {
     for (int u = 0; u < 4; ++u)
-      sum[u] = _mm512_add_ps(sum[u], avx512::exp512(_mm512_sub_ps(load16(x + j + 16 * u, 0xffff), shift)));
+      sum[u] = _mm512_add_ps(sum[u], exp512(_mm512_sub_ps(load16(x + j + 16 * u, 0xffff), shift)));
   }
   for (; j < V; j += 16) {
     const __mmask16 m = lanes(j, V);
-    sum[0] = _mm512_add_ps(sum[0], _mm512_maskz_mov_ps(m, avx512::exp512(_mm512_sub_ps(load16(x + j, m), shift))));
+    sum[0] = _mm512_add_ps(sum[0], _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(load16(x + j, m), shift))));
   }
   const __m512 total = _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]), _mm512_add_ps(sum[2], sum[3]));
   const float lse = row_max + std::log(_mm512_reduce_add_ps(total));
@@ -94,7 +64,7 @@ DTUNE_AVX512 float xent_row(T* x, int64_t V, int64_t target, bool write_grad) {
     const __m512 l = _mm512_set1_ps(lse);
     for (int64_t j = 0; j < V; j += 16) {
       const __mmask16 m = lanes(j, V);
-      store16(x + j, avx512::exp512(_mm512_sub_ps(load16(x + j, m), l)), m);
+      store16(x + j, exp512(_mm512_sub_ps(load16(x + j, m), l)), m);
     }
     float p = scalar(x + target) - 1.0f;
     if constexpr (sizeof(T) == 2) {
