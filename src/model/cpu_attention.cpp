@@ -40,11 +40,11 @@ at::Tensor empty_bthd(int64_t B, int64_t H, int64_t T, int64_t D) {
   return at::empty({B, T, H, D}, at::TensorOptions().dtype(at::kFloat)).transpose(1, 2);
 }
 
-// (B, H, D, padded_len(T)) contiguous: mul * x transposed, zero beyond T.
-at::Tensor transposed_padded(const at::Tensor& x, double mul) {
-  const int64_t T = x.size(2);
-  const at::Tensor xt = (mul == 1.0 ? x : x * mul).transpose(2, 3);
-  return at::constant_pad_nd(xt, {0, kernel::padded_len(T) - T}).contiguous();
+// (B, H, D, padded_len(T)) contiguous: mul * x transposed, zero beyond T (x: (B, p.H, T, D)).
+at::Tensor transposed_padded(const kernel::Problem& p, const at::Tensor& x, float mul) {
+  at::Tensor xT = at::empty({p.B, p.H, p.D, kernel::padded_len(p.T)}, at::TensorOptions().dtype(at::kFloat));
+  kernel::transpose_padded(p, view_of(x), mul, xT.mutable_data_ptr<float>());
+  return xT;
 }
 
 kernel::Problem problem_of(const at::Tensor& q, const at::Tensor& k, const at::Tensor& ws32) {
@@ -78,9 +78,9 @@ struct CpuAttentionFunction : public torch::autograd::Function<CpuAttentionFunct
                             const at::Tensor& v_in, const Windows& windows) {
     RECORD_FUNCTION("dtune::cpu_attention_forward", std::vector<c10::IValue>());
     const at::Tensor& ws32 = windows.starts;
-    const at::Tensor k = fp32_rows(k_in), v = fp32_rows(v_in);
-    const kernel::Problem p = problem_of(q_in, k, ws32);
-    const at::Tensor qT = transposed_padded(q_in.to(at::kFloat), p.scale);
+    const at::Tensor q = fp32_rows(q_in), k = fp32_rows(k_in), v = fp32_rows(v_in);
+    const kernel::Problem p = problem_of(q, k, ws32);
+    const at::Tensor qT = transposed_padded(p, q, p.scale);
     at::Tensor out = empty_bthd(p.B, p.H, p.T, p.D);
     at::Tensor lse = at::empty({p.B, p.H, p.T}, at::TensorOptions().dtype(at::kFloat));
     at::Tensor buffers = thread_buffers(p);
@@ -101,8 +101,9 @@ struct CpuAttentionFunction : public torch::autograd::Function<CpuAttentionFunct
     const at::Tensor q = fp32_rows(saved[0]), k = fp32_rows(saved[1]), v = fp32_rows(saved[2]);
     const at::Tensor dout = fp32_rows(grad_outputs[0]);
     const kernel::Problem p = problem_of(q, k, ws32);
-    const at::Tensor qT = transposed_padded(q, p.scale), doT = transposed_padded(dout, 1.0);
-    const at::Tensor delta = (dout * saved[3].to(at::kFloat)).sum(-1).contiguous();  // (B, H, T)
+    const at::Tensor qT = transposed_padded(p, q, p.scale), doT = transposed_padded(p, dout, 1.0f);
+    at::Tensor delta = at::empty({p.B, p.H, p.T}, at::TensorOptions().dtype(at::kFloat));  // rowsum(dO * O)
+    kernel::row_dots(p, view_of(dout), view_of(fp32_rows(saved[3])), delta.mutable_data_ptr<float>());
     at::Tensor dq = empty_bthd(p.B, p.H, p.T, p.D);
     at::Tensor dk = empty_bthd(p.B, p.Hkv, p.T, p.D);
     at::Tensor dv = empty_bthd(p.B, p.Hkv, p.T, p.D);

@@ -329,6 +329,39 @@ int64_t backward_scratch_floats(const Problem& p) {
   return pairs + pairs * kB * kB;
 }
 
+void transpose_padded(const Problem& p, View x, float mul, float* xT) {
+  const int64_t Tp = padded_len(p.T), D = p.D;
+#pragma omp parallel for schedule(static) num_threads(p.threads)
+  for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+    const int64_t b = bh / p.H, h = bh % p.H;
+    float* dst = xT + bh * D * Tp;
+    // Blocks of 16 rows, so each write run of 16 floats fills one cache line.
+    for (int64_t t0 = 0; t0 < p.T; t0 += 16) {
+      const int64_t n = std::min<int64_t>(16, p.T - t0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* src = x.data + b * x.sb + h * x.sh + (t0 + i) * x.st;
+        for (int64_t d = 0; d < D; ++d) dst[d * Tp + t0 + i] = mul * src[d];
+      }
+    }
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t t = p.T; t < Tp; ++t) dst[d * Tp + t] = 0.0f;
+  }
+}
+
+void row_dots(const Problem& p, View a, View b, float* out) {
+#pragma omp parallel for schedule(static) num_threads(p.threads)
+  for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+    const int64_t bb = bh / p.H, h = bh % p.H;
+    for (int64_t t = 0; t < p.T; ++t) {
+      const float* x = a.data + bb * a.sb + h * a.sh + t * a.st;
+      const float* y = b.data + bb * b.sb + h * b.sh + t * b.st;
+      float s = 0.0f;
+      for (int64_t d = 0; d < p.D; ++d) s += x[d] * y[d];
+      out[bh * p.T + t] = s;
+    }
+  }
+}
+
 void forward(const Problem& p, const float* qT, View k, View v, View out, float* lse, float* thread_buffers) {
   const Ctx c{p, p.H / p.Hkv, num_blocks(p.T)};
   const int64_t bh = p.B * p.H, items = bh * c.nb, per_thread = thread_buffer_floats(p);
@@ -375,6 +408,8 @@ void backward(const Problem& p, View q, const float* qT, View k, View v, View do
 bool cpu_supported() { return false; }
 int64_t thread_buffer_floats(const Problem&) { return 0; }
 int64_t backward_scratch_floats(const Problem&) { return 0; }
+void transpose_padded(const Problem&, View, float, float*) {}
+void row_dots(const Problem&, View, View, float*) {}
 void forward(const Problem&, const float*, View, View, View, float*, float*) {}
 void backward(const Problem&, View, const float*, View, View, View, const float*, const float*, const float*, View,
               View, View, float*, float*) {}

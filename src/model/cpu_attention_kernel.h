@@ -46,6 +46,13 @@ int64_t thread_buffer_floats(const Problem& p);
 // Floats of backward scratch: dS for every causal block pair, and block flags.
 int64_t backward_scratch_floats(const Problem& p);
 
+// xT (B, H, D, padded_len(T)) := mul * x transposed, zero beyond T, for x (B, H, T, D) with
+// H = p.H (the layout forward and backward take for Q^T and dO^T).
+void transpose_padded(const Problem& p, View x, float mul, float* xT);
+
+// out (B, H, T) := rowsum(a * b) over D, for a and b (B, H, T, D) with H = p.H.
+void row_dots(const Problem& p, View a, View b, float* out);
+
 // qT: (B, H, D, padded_len(T)) contiguous, scale * q transposed, zero beyond T.
 // out (B, H, T, D); lse (B, H, T) contiguous.
 void forward(const Problem& p, const float* qT, View k, View v, View out, float* lse, float* thread_buffers);
