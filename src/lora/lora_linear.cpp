@@ -49,11 +49,13 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, bool training) const {
   // (..., in) @ (in, r) @ (r, out) in the activation dtype; .to() is differentiable, so the
   // gradients land in the fp32 masters.
   const at::Tensor a = lora_a_.to(x.scalar_type());
-  const at::Tensor b = lora_b_.to(x.scalar_type());
+  // B^T as a contiguous (r, out) copy (tiny): backward's dY B then runs as dY (B^T)^T, which BLAS
+  // does ~2.5x faster than against the (out, r) row-major B at these skinny shapes.
+  const at::Tensor bt = lora_b_.to(x.scalar_type()).t().contiguous();
   // y + scale * (x A^T) B^T as one addmm: the scale and the sum ride in the GEMM, so neither
   // pass over the (tokens, out) product runs, forward or backward.
   const at::Tensor xa = at::linear(x_in, a).reshape({-1, a.size(0)});  // (tokens, r)
-  return at::addmm(y.reshape({-1, y.size(-1)}), xa, b.t(), /*beta=*/1, /*alpha=*/scale_).view(y.sizes());
+  return at::addmm(y.reshape({-1, y.size(-1)}), xa, bt, /*beta=*/1, /*alpha=*/scale_).view(y.sizes());
 }
 
 void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Generator& gen) {
