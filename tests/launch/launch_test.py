@@ -71,7 +71,7 @@ def slurm_logs():
     text = ""
     for name in ("slurmctld.log", "slurmd.log"):
         with open(os.path.join(SLURM_DIR, name), errors="replace") as f:
-            text += f"--- {name} (tail)\n" + "".join(f.readlines()[-15:])
+            text += f"--- {name} (tail)\n" + "".join(f.readlines()[-40:])
     return text
 
 
@@ -125,7 +125,8 @@ def setUpModule():
 def tearDownModule():
     subprocess.run(["scancel", "--full", "--user=root"], env=ENV, capture_output=True)
     subprocess.run(["bash", os.path.join(SRC, "tests/launch/local_slurm.sh"), "stop", SLURM_DIR], env=ENV)
-    shutil.rmtree(WORK, ignore_errors=True)
+    if not os.environ.get("DTUNE_KEEP_SLURM_WORK"):  # =1 keeps the jobs' files and Slurm's logs
+        shutil.rmtree(WORK, ignore_errors=True)
 
 
 class LocalLaunch(unittest.TestCase):
@@ -224,18 +225,27 @@ class SlurmJobs(unittest.TestCase):
             time.sleep(0.1)
         interrupt(jid)
         f = wait_for(jid, {"PENDING", "COMPLETED", "FAILED", "CANCELLED"})
+        requeued_at = time.time()
         self.assertEqual(f["JobState"], "PENDING", read(log_path)[-3000:])
         self.assertEqual(f["Restarts"], "1")
         # Slurm holds a requeued job back for two minutes (BeginTime), and a cluster would start it
-        # later still. Once the first allocation's slurmstepd processes are gone (srun's pmix plugin
-        # cannot reuse the step's socket before), let it start now.
+        # later still; that hold is what keeps the two allocations of one job id apart. Start it
+        # early, but only once they cannot meet: the first allocation's slurmstepd processes are
+        # gone (srun's pmix plugin cannot reuse the step's socket before), the node has finished
+        # completing the job, and the clock has left the second in which slurmd revoked the job's
+        # credential (it compares whole seconds; a new credential from that second is refused and
+        # the batch script never starts).
         deadline = time.time() + 120
-        while time.time() < deadline and sh(["pgrep", "-f", f"slurmstepd: \\[{jid}\\."], check=False).stdout.strip():
+        while time.time() < deadline and (
+                sh(["pgrep", "-f", f"slurmstepd: \\[{jid}\\."], check=False).stdout.strip()
+                or "COMPLETING" in sh(["scontrol", "show", "node", "-o"]).stdout):
             time.sleep(0.2)
+        time.sleep(max(0.0, requeued_at + 2.0 - time.time()))
         sh(["scontrol", "update", f"JobId={jid}", "StartTime=now"])
         f = wait_for(jid, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
         log = read(log_path)
-        self.assertEqual((f["JobState"], f["ExitCode"], f["Restarts"]), ("COMPLETED", "0:0", "1"), log[-3000:])
+        self.assertEqual((f["JobState"], f["ExitCode"], f["Restarts"]), ("COMPLETED", "0:0", "1"),
+                         log[-3000:] + "\n" + slurm_logs())
         self.assertIn(f"{signal_name} at ", log)
         stopped = [line for line in log.splitlines() if line.startswith("preempted at step ")]
         self.assertEqual(len(stopped), 1, log[-3000:])
