@@ -63,12 +63,16 @@ DTUNE_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 DTUNE_AVX512 inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
-// Round to nearest even (finite values; NaN is not preserved).
-DTUNE_AVX512 inline void store16(uint16_t* p, __m512 v, __mmask16 m) {
+// v rounded to bf16 (nearest even; finite values, NaN is not preserved), kept as fp32: the low
+// 16 bits are zero, the high 16 are the bf16 value.
+DTUNE_AVX512 inline __m512 round_bf16(__m512 v) {
   const __m512i bits = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
   const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  const __m256i half = _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
+  return _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+}
+DTUNE_AVX512 inline void store16(uint16_t* p, __m512 v, __mmask16 m) {
+  const __m256i half = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(round_bf16(v)), 16));
   if (m == 0xffff) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), half);
   } else {

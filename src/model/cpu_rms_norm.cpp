@@ -28,12 +28,7 @@ using avx512::store16;
 
 // The value of x rounded to T (identity for fp32; bf16: round to nearest even, kept as fp32).
 DTUNE_AVX512 inline __m512 round_to(__m512 x, const float*) { return x; }
-DTUNE_AVX512 inline __m512 round_to(__m512 x, const uint16_t*) {
-  const __m512i bits = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  return _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
-}
+DTUNE_AVX512 inline __m512 round_to(__m512 x, const uint16_t*) { return avx512::round_bf16(x); }
 
 template <typename T>
 DTUNE_AVX512 float sum_of_squares(const T* x, int64_t H) {
