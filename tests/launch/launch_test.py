@@ -233,8 +233,8 @@ class SlurmJobs(unittest.TestCase):
         # early, but only once they cannot meet: the first allocation's slurmstepd processes are
         # gone (srun's pmix plugin cannot reuse the step's socket before), the node has finished
         # completing the job, and the clock has left the second in which slurmd revoked the job's
-        # credential (it compares whole seconds; a new credential from that second is refused and
-        # the batch script never starts).
+        # credential (slurmd compares whole seconds, and a credential from that second is refused:
+        # the batch script never starts. A CI run once failed with exactly that symptom).
         deadline = time.time() + 120
         while time.time() < deadline and (
                 sh(["pgrep", "-f", f"slurmstepd: \\[{jid}\\."], check=False).stdout.strip()
