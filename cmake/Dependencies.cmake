@@ -66,10 +66,11 @@ else()
 endif()
 
 # dtune_use_torch_openmp(<target> <source>...): compile the sources with OpenMP on libtorch's
-# runtime.
+# runtime (and without the precompiled ATen header, which GCC rejects under -fopenmp).
 function(dtune_use_torch_openmp target)
   if(DTUNE_TORCH_GOMP)
-    set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS -fopenmp)
+    set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS -fopenmp
+                                SKIP_PRECOMPILE_HEADERS ON)
     target_link_libraries(${target} PRIVATE ${DTUNE_TORCH_GOMP})
   endif()
 endfunction()
