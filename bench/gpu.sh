@@ -54,6 +54,7 @@ else
   warmup=${WARMUP:-3}; steps=${STEPS:-10}; threads=0; budget=${BUDGET_S:-480}; run_cap=${RUN_CAP_S:-170}
 fi
 micro=${MICRO_BATCH:-2}; accum=${ACCUM:-4}; ckpt_a=${CKPT_A:-1}; ckpt_b=${CKPT_B:-0}
+attention_b=${ATTENTION_B:-auto}  # dtune's model.attention in (b); sdpa if the packed check fails
 ckpt_every=${CKPT_EVERY:-1}  # dtune only: with checkpointing on, recompute every Nth layer
 configs=${CONFIGS:-a b}; models_b=${MODELS_B:-llama-8b qwen-1.5b}; sides=${SIDES:-dtune peer}
 peak=${PEAK_TFLOPS:-989}; min_run=${MIN_RUN_S:-40}
@@ -172,6 +173,34 @@ if [ "$dtune_ok" = 1 ]; then
     fi
     mv "$work/smoke.log" "$work/smoke_sync_check.log"; mv "$work/smoke_first.log" "$work/smoke.log"
   fi
+  if [ "$dtune_ok" = 1 ] && [[ " $configs " == *" b "* ]]; then
+    # Packed rows: dtune's attention (flash varlen on CUDA, the fused kernel on CPU) against
+    # libtorch's SDPA with a mask, 2 steps with LoRA dropout 0. The step-1 loss and gradient norm
+    # and the step-2 loss (after one update) must agree, or (b) runs with model.attention=sdpa.
+    "$python" bench/gpu_make.py data --kind packed --rows 8 --seq 128 --vocab 512 --output "$work/smoke_packed.h5" > /dev/null
+    packed_smoke() {  # packed_smoke ATTENTION
+      rm -rf "$work/smoke_packed_$1"
+      timeout -k 5 120 "$work/dtune.sh" train --model.path="$work/smoke_model" --data.path="$work/smoke_packed.h5" \
+        --data.packing=true --data.pack_length=128 --data.micro_batch_size=2 --data.shuffle=false --lora.r=16 \
+        --lora.dropout=0 --lora.target_modules=q_proj,k_proj,v_proj,o_proj --model.attention="$1" \
+        --train.device="$device" --train.precision="$prec_b" --train.max_steps=2 --train.gradient_accumulation_steps=1 \
+        --train.eval_every=0 --checkpoint.output_dir="$work/smoke_packed_$1" --generate.enabled=false \
+        --log.tensorboard=false --log.progress=lines > "$work/smoke_packed_$1.log" 2>&1
+    }
+    if packed_smoke auto && packed_smoke sdpa; then
+      if "$python" bench/gpu_compare_steps.py "$work/smoke_packed_auto/metrics.jsonl" \
+           "$work/smoke_packed_sdpa/metrics.jsonl" --limit 3e-2; then
+        say "packed attention check OK: (b) runs with model.attention=$attention_b"
+      else
+        attention_b=sdpa
+        say "packed attention check FAILED (numbers above): (b) runs with model.attention=sdpa"
+      fi
+    else
+      attention_b=sdpa
+      say "packed attention smoke failed (smoke_packed_*.log): (b) runs with model.attention=sdpa"
+      tail -15 "$work/smoke_packed_auto.log" | sed 's/^/  | /'
+    fi
+  fi
 fi
 
 # ---- 3. Models and data ------------------------------------------------------------------------------
@@ -196,13 +225,13 @@ fi
 # ---- 4. The runs ----------------------------------------------------------------------------------------
 all_ok=1
 run_side() {  # run_side CONFIG MODEL SIDE
-  local config=$1 model=$2 side=$3 kind prec r targets pack ckpt data dir left t rc status base=
+  local config=$1 model=$2 side=$3 kind prec r targets pack ckpt data dir left t rc status base= attention=auto
   local gpu_mem=null sampler="" wall=0
   if [ "$config" = a ]; then
     kind=padded prec=$prec_a r=4 targets=q_proj,v_proj pack=$seq_a ckpt=$ckpt_a data=$work/data_a.h5
   else
     kind=packed prec=$prec_b r=16 targets=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
-    pack=$pack_b ckpt=$ckpt_b data=$work/data_b.h5
+    pack=$pack_b ckpt=$ckpt_b data=$work/data_b.h5 attention=$attention_b
   fi
   dir=$work/runs/${config}_${model}_$side
   mkdir -p "$dir"
@@ -215,7 +244,7 @@ run_side() {  # run_side CONFIG MODEL SIDE
   elif [ "$t" -lt "$min_run" ]; then
     status=skipped
   else
-    say "run $config $model $side ($prec, r=$r, $kind, limit ${t}s)"
+    say "run $config $model $side ($prec, r=$r, $kind$([ "$side" = dtune ] && echo ", attention $attention"), limit ${t}s)"
     if [ "$device" = cuda ] && command -v nvidia-smi > /dev/null; then
       base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1)
       nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 250 > "$dir/nvsmi.txt" 2>/dev/null &
@@ -230,7 +259,8 @@ run_side() {  # run_side CONFIG MODEL SIDE
         --data.pack_length="$pack" --data.shuffle=false --lora.r="$r" --lora.alpha=16 --lora.dropout=0.1 \
         --lora.target_modules="$targets" --train.device="$device" --train.precision="$prec" \
         --train.gradient_checkpointing="$([ "$ckpt" = 1 ] && echo true || echo false)" \
-        --train.checkpoint_every="$ckpt_every" --train.gradient_accumulation_steps="$accum" --train.max_steps=$(( warmup + steps )) \
+        --train.checkpoint_every="$ckpt_every" --model.attention="$attention" \
+        --train.gradient_accumulation_steps="$accum" --train.max_steps=$(( warmup + steps )) \
         --train.learning_rate=1e-4 --train.weight_decay=0.01 --train.warmup_ratio=0.03 --train.lr_scheduler=linear \
         --train.max_grad_norm=0.3 --train.eval_every=0 --train.peak_tflops="$peak" "${extra[@]}" \
         --checkpoint.output_dir="$dir" --checkpoint.save_every=0 --generate.enabled=false \
@@ -271,6 +301,7 @@ done
 
 # ---- 5. The table ----------------------------------------------------------------------------------------
 bundle=(runs runs.jsonl env.json); [ -f "$work/smoke.log" ] && bundle+=(smoke.log)
+for f in smoke_packed_auto.log smoke_packed_sdpa.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
 [ -f "$work/smoke_sync_check.log" ] && bundle+=(smoke_sync_check.log)
 tar -C "$work" -czf "$out/runs.tar.gz" "${bundle[@]}"
 "$python" bench/gpu_report.py --runs "$work/runs.jsonl" --json "$out/gpu_bench.json" --env "$work/env.json"

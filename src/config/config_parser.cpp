@@ -131,6 +131,7 @@ const std::vector<OptionSpec>& option_table() {
   static const std::vector<OptionSpec> table = {
       DTUNE_STR(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
       DTUNE_STR(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
+      DTUNE_STR(model.attention, "auto (dtune's fused CPU / flash-varlen CUDA attention where it applies) | sdpa"),
       DTUNE_INT(lora.r, "LoRA rank"),
       DTUNE_DBL(lora.alpha, "LoRA alpha; scale = alpha / r (alpha / sqrt(r) with use_rslora)"),
       DTUNE_DBL(lora.dropout, "dropout on the adapter input, in [0, 1)"),

@@ -26,6 +26,7 @@ void require_one_of(const std::string& value, const char* option, std::initializ
 
 void validate(const Config& c) {
   require(!c.model.path.empty(), "model.path", "''", "must name a Hugging Face model folder");
+  require_one_of(c.model.attention, "model.attention", {"auto", "sdpa"});
 
   require(c.lora.r > 0, "lora.r", c.lora.r, "must be > 0");
   require(c.lora.alpha > 0, "lora.alpha", c.lora.alpha, "must be > 0");

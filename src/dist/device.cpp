@@ -11,6 +11,8 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+
+#include "dtune/dist/cuda_check.h"
 #endif
 
 #include "dtune/core/error.h"
@@ -51,6 +53,18 @@ std::string device_name(c10::Device device) {
   }
 #endif
   return device.is_cuda() ? "cuda" : "cpu";
+}
+
+int compute_capability(c10::Device device) {
+#ifdef DTUNE_HAVE_CUDA
+  if (device.is_cuda()) {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device.index()));
+    return prop.major * 10 + prop.minor;
+  }
+#endif
+  DTUNE_CHECK(!device.is_cuda(), "compute_capability: this binary was built without CUDA");
+  return 0;
 }
 
 double peak_memory_gib(c10::Device device) {

@@ -18,6 +18,18 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
   q = apply_rotary(q, *in.cos, *in.sin);
   k = apply_rotary(k, *in.cos, *in.sin);
   if (in.cache != nullptr) std::tie(k, v) = in.cache->append(in.layer, k, v);  // (B, n_kv, T_k, hd)
+  if (in.varlen_rows != nullptr) {
+    // Packed rows as flash attention's variable-length batch: (B * T, heads, hd), causal within
+    // each row, grouped K/V native to the kernel. No (B, 1, T, T) mask, no K/V copies, and
+    // blocks across rows are never computed. Differentiable (ATen's FlashAttentionBackward0).
+    const int64_t max_len = in.varlen_rows->max_len;
+    const at::Tensor& cu = in.varlen_rows->cu_seqlens;
+    const auto out = at::_flash_attention_forward(
+        q.transpose(1, 2).reshape({B * T, n_heads, head_dim}), k.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}),
+        v.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}), cu, cu, max_len, max_len, /*dropout_p=*/0.0,
+        /*is_causal=*/true, /*return_debug_mask=*/false);
+    return o_proj.forward(std::get<0>(out).view({B, T, n_heads * head_dim}), in.training);
+  }
   if (in.fused_cpu) {
     const at::Tensor out = cpu_attention(q, k, v, in.window_starts != nullptr ? *in.window_starts : at::Tensor());
     return o_proj.forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}), in.training);

@@ -3,6 +3,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <limits>
+#include <vector>
+
 #include "dtune/core/error.h"
 
 namespace dtune {
@@ -24,6 +28,38 @@ AttentionMask AttentionMask::packed(const at::Tensor& sequence_ids) {
   m.kind_ = Kind::kPacked;
   m.tensor_ = sequence_ids.to(at::kLong);
   return m;
+}
+
+AttentionMask AttentionMask::packed(const at::Tensor& sequence_ids, Rows rows) {
+  AttentionMask m = packed(sequence_ids);
+  DTUNE_CHECK(rows.cu_seqlens.defined() && rows.cu_seqlens.dim() == 1 && rows.cu_seqlens.scalar_type() == at::kInt &&
+                  rows.cu_seqlens.device() == sequence_ids.device(),
+              "AttentionMask::packed: cu_seqlens must be 1-D int32 on the sequence ids' device");
+  m.rows_ = std::move(rows);
+  return m;
+}
+
+AttentionMask::Rows packed_rows(const at::Tensor& sequence_ids) {
+  DTUNE_CHECK(sequence_ids.dim() == 2 && sequence_ids.device().is_cpu(),
+              "packed_rows: sequence_ids must be (B, T) on the CPU");
+  const at::Tensor ids = sequence_ids.to(at::kLong).contiguous();
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t* p = ids.const_data_ptr<int64_t>();
+  std::vector<int32_t> cu{0};
+  int64_t max_len = 0;
+  DTUNE_CHECK(B * T <= std::numeric_limits<int32_t>::max(), "packed_rows: ", B * T, " tokens exceed int32 offsets");
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 1; t <= T; ++t) {
+      if (t < T && p[b * T + t] == p[b * T + t - 1]) continue;
+      const int64_t end = b * T + t;  // a row ends before token t of batch row b
+      max_len = std::max<int64_t>(max_len, end - cu.back());
+      cu.push_back(static_cast<int32_t>(end));
+    }
+  }
+  AttentionMask::Rows rows;
+  rows.cu_seqlens = at::tensor(cu, at::TensorOptions().dtype(at::kInt));
+  rows.max_len = max_len;
+  return rows;
 }
 
 at::Tensor AttentionMask::build_sdpa_mask(int64_t q_len, const at::Tensor& key_valid) const {

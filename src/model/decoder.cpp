@@ -110,9 +110,15 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
                      mask.kind() != AttentionMask::Kind::kPadding &&
                      cpu_attention_supported(options_.dtype, options_.device, config_.head_dim, T);
   const at::Tensor window_starts = fused ? mask.window_starts() : at::Tensor();
+  const bool varlen = !fused && options_.varlen_cuda_attention && cache == nullptr &&
+                      mask.kind() == AttentionMask::Kind::kPacked && mask.rows().cu_seqlens.defined() &&
+                      options_.device.is_cuda() &&
+                      (options_.dtype == at::kHalf || options_.dtype == at::kBFloat16) &&
+                      config_.head_dim % 8 == 0 && config_.head_dim <= 256;
+  const AttentionMask::Rows* varlen_rows = varlen ? &mask.rows() : nullptr;
   at::Tensor sdpa_mask;  // (B, 1, T, T_k) bool; undefined = plain causal
-  if (fused) {
-    // cpu_attention takes the windows instead.
+  if (fused || varlen) {
+    // cpu_attention takes the windows, flash varlen the rows, instead.
   } else if (cache != nullptr) {
     DTUNE_CHECK(mask.kind() != AttentionMask::Kind::kPacked,
                 "a KV cache takes causal or padding masks, not packed ones");
@@ -129,6 +135,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
   in.fused_cpu = fused;
   in.window_starts = window_starts.defined() ? &window_starts : nullptr;
+  in.varlen_rows = varlen_rows;
   in.cache = cache;
   in.training = training_;
   const bool ckpt = options_.activation_checkpointing && cache == nullptr &&
@@ -145,13 +152,15 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // non-reentrant checkpoint gets by stopping the recomputation early).
       const bool down_outside = !layer->mlp.down_proj.has_adapter();
       const std::vector<at::Tensor> outs = checkpoint(
-          [layer, cos, sin, sdpa_mask, fused, window_starts, training, down_outside](const at::Tensor& x) {
+          [layer, cos, sin, sdpa_mask, fused, window_starts, varlen, rows = mask.rows(), training,
+           down_outside](const at::Tensor& x) {
             AttentionInputs rin;
             rin.cos = &cos;
             rin.sin = &sin;
             rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
             rin.fused_cpu = fused;
             rin.window_starts = window_starts.defined() ? &window_starts : nullptr;
+            rin.varlen_rows = varlen ? &rows : nullptr;
             rin.training = training;
             if (!down_outside) return std::vector<at::Tensor>{layer->forward(x, rin)};
             auto [a, m] = layer->forward_to_down_proj(x, rin);

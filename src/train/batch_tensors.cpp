@@ -48,7 +48,11 @@ BatchTensors to_tensors(const Batch& batch, bool packed, c10::Device device) {
   out.num_loss_tokens = batch.num_loss_tokens;
   out.num_real_tokens = std::accumulate(batch.lengths.begin(), batch.lengths.end(), int64_t{0});
   if (packed) {
-    out.mask = AttentionMask::packed(to_long(batch.sequence_ids, b, t, device));
+    // The rows' boundaries are read here on the host too: flash attention's varlen kernel
+    // takes them (and their longest length) with no read back from the GPU.
+    AttentionMask::Rows rows = packed_rows(host_long(batch.sequence_ids, b, t));
+    rows.cu_seqlens = to_device(rows.cu_seqlens, device);
+    out.mask = AttentionMask::packed(to_long(batch.sequence_ids, b, t, device), std::move(rows));
   } else {
     // The batcher pads on the right. Under plain causal attention a real token only sees earlier
     // positions, which are all real, so it is exact for every token that carries loss (padding

@@ -145,6 +145,9 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   model_opts.device = device;
   model_opts.activation_checkpointing = cfg.train.gradient_checkpointing;
   model_opts.checkpoint_every = cfg.train.checkpoint_every;
+  model_opts.fused_cpu_attention = cfg.model.attention == "auto";
+  // Flash attention (varlen for packed rows) needs Ampere or newer.
+  model_opts.varlen_cuda_attention = cfg.model.attention == "auto" && (device.is_cpu() || dist::compute_capability(device) >= 80);
   Decoder model = Decoder::load(cfg.model.path, model_opts);
   DTUNE_CHECK(info.vocab_size <= model.config().vocab_size, "data.path ", cfg.data.path, " was tokenized with a ",
               info.vocab_size, "-token vocabulary but model.path ", cfg.model.path, " has ",

@@ -37,6 +37,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_values) {
     void (*mutate)(Config&);
   };
   const Case cases[] = {
+      {"model.attention", [](Config& c) { c.model.attention = "flash"; }},
       {"lora.r", [](Config& c) { c.lora.r = 0; }},
       {"lora.alpha", [](Config& c) { c.lora.alpha = -1; }},
       {"lora.dropout", [](Config& c) { c.lora.dropout = 1.0; }},

@@ -13,6 +13,10 @@ namespace dtune {
 struct ModelSection {
   std::string path = "models/SmolLM2-135M-Instruct";  // HF folder: config.json + *.safetensors
   std::string tokenizer;  // tokenizer.json or its folder; empty = the model folder
+  // auto: dtune's own attention where it applies (the fused kernel on CPU; flash attention's
+  // varlen kernel for packed rows on CUDA, compute capability >= 8.0). sdpa: always libtorch's
+  // SDPA with a mask tensor, the reference path (to compare, or to rule dtune's kernels out).
+  std::string attention = "auto";
 };
 
 // [lora]: the adapter. Defaults are the recipe's (PEFT LoraConfig r=4, alpha=16, dropout=0.1).

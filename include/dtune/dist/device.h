@@ -12,6 +12,8 @@ std::string cuda_build_info();    // "CUDA 13.0, NCCL 2.28.9" (compiled-in versi
 int cuda_device_count();          // GPUs visible now; 0 without a driver or a GPU
 // Marketing name of a CUDA device ("NVIDIA H200"); "cpu" for the CPU.
 std::string device_name(c10::Device device);
+// Compute capability of a CUDA device as major * 10 + minor (90 for H100/H200); 0 for the CPU.
+int compute_capability(c10::Device device);
 
 // Peak memory of this process on `device` since start, in GiB: on a GPU the tensors' peak
 // allocation (the CUDA caching allocator's allocated-bytes peak, as torch.cuda.max_memory_allocated

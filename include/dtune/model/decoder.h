@@ -32,6 +32,10 @@ struct DecoderOptions {
   // Causal and packed attention without a KV cache on CPU (fp32/bf16, x86-64 with AVX-512):
   // dtune's fused kernel (cpu_attention.h) instead of libtorch's SDPA. false = always SDPA.
   bool fused_cpu_attention = true;
+  // Packed rows on CUDA in fp16/bf16 without a KV cache, when the mask carries its Rows:
+  // flash attention's varlen kernel instead of SDPA with a (B, 1, T, T) mask. Needs a GPU
+  // of compute capability 8.0 or newer (the trainer checks). false = always SDPA.
+  bool varlen_cuda_attention = true;
 };
 
 // Reads a weight by HF name ("model.layers.0.self_attn.q_proj.weight") in dtype on device;

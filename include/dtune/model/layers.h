@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "dtune/lora/lora_linear.h"
+#include "dtune/model/attention_mask.h"
 
 namespace dtune {
 
@@ -26,6 +27,9 @@ struct AttentionInputs {
   // int64 (null = plain causal). The Decoder picks it where cpu_attention_supported.
   bool fused_cpu = false;
   const at::Tensor* window_starts = nullptr;
+  // Instead of SDPA and mask: flash attention's varlen kernel over packed rows (CUDA, fp16/bf16),
+  // rows as AttentionMask::Rows (cu_seqlens over the flattened B * T tokens). Null = not used.
+  const AttentionMask::Rows* varlen_rows = nullptr;
   KVCache* cache = nullptr;          // incremental decoding; null in training
   int64_t layer = 0;                 // index into the cache
   bool training = false;             // enables LoRA dropout
