@@ -208,6 +208,54 @@ BOOST_AUTO_TEST_CASE(activation_checkpointing_gives_identical_grads) {
   }
 }
 
+// One packed LoRA training step of tiny_qwen2 (r = 4 on q, k, v, o; no dropout; B drawn
+// N(0, 0.1) so every gradient is non-zero) on opts.device: the loss sum and every LoRA gradient
+// (on the CPU). With rows, the mask carries packed_rows(seq) for flash varlen.
+struct PackedStep {
+  double loss = 0;
+  std::vector<at::Tensor> grads;
+};
+
+PackedStep packed_lora_step(const DecoderOptions& opts, const at::Tensor& ids, const at::Tensor& seq,
+                            const at::Tensor& labels, bool with_rows) {
+  const c10::Device dev = opts.device;
+  Decoder d = Decoder::load(std::string(DTUNE_TEST_DATA) + "/model/tiny_qwen2", opts);
+  LoraOptions lora;
+  lora.r = 4;
+  lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  d.add_lora(lora, /*seed=*/3);
+  {
+    at::NoGradGuard no_grad;
+    at::manual_seed(13);  // the same non-zero B on every call
+    for (auto& [key, p] : d.lora_parameters())
+      if (key.find("lora_B") != std::string::npos) p.copy_(at::randn(p.sizes()) * 0.1);
+  }
+  AttentionMask mask = AttentionMask::packed(seq.to(dev));
+  if (with_rows) {
+    AttentionMask::Rows rows = packed_rows(seq);
+    rows.cu_seqlens = rows.cu_seqlens.to(dev);
+    mask = AttentionMask::packed(seq.to(dev), std::move(rows));
+  }
+  const LossSum loss =
+      d.loss(d.forward_hidden(ids.to(dev), position_ids_from_sequence_ids(seq).to(dev), mask), labels.to(dev));
+  loss.sum.backward();
+  PackedStep out;
+  out.loss = loss.sum.item<double>();
+  for (auto& [key, p] : d.lora_parameters()) out.grads.push_back(p.grad().cpu());
+  return out;
+}
+
+// a and b agree: loss within loss_tol relative, every gradient within grad_tol of its scale (and
+// none is all zeros).
+void expect_same_step(const PackedStep& a, const PackedStep& b, double loss_tol, double grad_tol) {
+  BOOST_TEST(std::abs(a.loss - b.loss) <= loss_tol * std::abs(b.loss));
+  BOOST_TEST_REQUIRE(a.grads.size() == b.grads.size());
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    BOOST_TEST(b.grads[i].abs().max().item<double>() > 0.0);
+    BOOST_TEST(scaled_max_diff(a.grads[i], b.grads[i]) <= grad_tol, "grad " << i);
+  }
+}
+
 // The fused CPU attention kernel (the default on x86-64 CPUs with AVX-512) and libtorch's SDPA
 // give the same packed training step: loss and every LoRA gradient, fp32. Summation orders
 // differ, so 1e-5 of each gradient's scale.
@@ -220,35 +268,13 @@ BOOST_AUTO_TEST_CASE(fused_cpu_attention_and_sdpa_give_the_same_packed_step) {
   labels.slice(1, 0, 3).fill_(kIgnoreIndex);
   labels.slice(1, 7, 10).fill_(kIgnoreIndex);
   labels.slice(1, 16).fill_(kIgnoreIndex);
-  std::vector<std::vector<at::Tensor>> grads;
-  std::vector<double> losses;
+  std::vector<PackedStep> steps;
   for (bool fused : {true, false}) {
     DecoderOptions opts;
     opts.fused_cpu_attention = fused;
-    Decoder d = Decoder::load(std::string(DTUNE_TEST_DATA) + "/model/tiny_qwen2", opts);
-    LoraOptions lora;
-    lora.r = 4;
-    lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
-    d.add_lora(lora, /*seed=*/3);
-    {
-      at::NoGradGuard no_grad;
-      at::manual_seed(13);  // the same non-zero B on both sides
-      for (auto& [key, p] : d.lora_parameters())
-        if (key.find("lora_B") != std::string::npos) p.normal_(0, 0.1);
-    }
-    const LossSum loss = d.loss(
-        d.forward_hidden(ids, position_ids_from_sequence_ids(seq), AttentionMask::packed(seq)), labels);
-    loss.sum.backward();
-    losses.push_back(loss.sum.item<double>());
-    grads.emplace_back();
-    for (auto& [key, p] : d.lora_parameters()) grads.back().push_back(p.grad());
+    steps.push_back(packed_lora_step(opts, ids, seq, labels, /*with_rows=*/false));
   }
-  BOOST_TEST(std::abs(losses[0] - losses[1]) <= 1e-5 * std::abs(losses[1]));
-  BOOST_TEST_REQUIRE(grads[0].size() == grads[1].size());
-  for (size_t i = 0; i < grads[0].size(); ++i) {
-    BOOST_TEST(grads[1][i].abs().max().item<double>() > 0.0);
-    BOOST_TEST(scaled_max_diff(grads[0][i], grads[1][i]) <= 1e-5, "grad " << i);
-  }
+  expect_same_step(steps[0], steps[1], /*loss_tol=*/1e-5, /*grad_tol=*/1e-5);
 }
 
 // packed_rows: every run of one id within a batch row is a row, runs never continue across
@@ -283,7 +309,6 @@ bool has_cuda() { return at::globalContext().hasCUDA(); }
 
 BOOST_AUTO_TEST_CASE(flash_varlen_and_sdpa_give_the_same_packed_step_on_cuda,
                      *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return has_cuda(); })) {
-  const c10::Device cuda(c10::kCUDA, 0);
   at::manual_seed(15);
   const at::Tensor ids = at::randint(3, 320, {2, 24}, at::kLong);
   const at::Tensor seq = at::cat({at::full({2, 7}, 0, at::kLong), at::full({2, 13}, 1, at::kLong),
@@ -291,45 +316,16 @@ BOOST_AUTO_TEST_CASE(flash_varlen_and_sdpa_give_the_same_packed_step_on_cuda,
   at::Tensor labels = ids.clone();
   labels.slice(1, 0, 3).fill_(kIgnoreIndex);
   labels.slice(1, 20).fill_(kIgnoreIndex);
-  std::vector<std::vector<at::Tensor>> grads;
-  std::vector<double> losses;
+  std::vector<PackedStep> steps;
   for (bool varlen : {true, false}) {
     DecoderOptions opts;
     opts.dtype = at::kBFloat16;
-    opts.device = cuda;
+    opts.device = c10::Device(c10::kCUDA, 0);
     opts.activation_checkpointing = true;
     opts.varlen_cuda_attention = varlen;
-    Decoder d = Decoder::load(std::string(DTUNE_TEST_DATA) + "/model/tiny_qwen2", opts);
-    LoraOptions lora;
-    lora.r = 4;
-    lora.dropout = 0.0;
-    lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
-    d.add_lora(lora, /*seed=*/3);
-    {
-      at::NoGradGuard no_grad;
-      at::manual_seed(16);
-      for (auto& [key, p] : d.lora_parameters())
-        if (key.find("lora_B") != std::string::npos) p.copy_(at::randn(p.sizes()) * 0.1);
-    }
-    d.set_training(true);
-    const AttentionMask mask = AttentionMask::packed(seq.to(cuda), [&] {
-      AttentionMask::Rows rows = packed_rows(seq);
-      rows.cu_seqlens = rows.cu_seqlens.to(cuda);
-      return rows;
-    }());
-    const LossSum loss = d.loss(d.forward_hidden(ids.to(cuda), position_ids_from_sequence_ids(seq).to(cuda), mask),
-                                labels.to(cuda));
-    loss.sum.backward();
-    losses.push_back(loss.sum.item<double>());
-    grads.emplace_back();
-    for (auto& [key, p] : d.lora_parameters()) grads.back().push_back(p.grad().cpu());
+    steps.push_back(packed_lora_step(opts, ids, seq, labels, /*with_rows=*/true));
   }
-  BOOST_TEST(std::abs(losses[0] - losses[1]) <= 1e-2 * std::abs(losses[1]));
-  BOOST_TEST_REQUIRE(grads[0].size() == grads[1].size());
-  for (size_t i = 0; i < grads[0].size(); ++i) {
-    BOOST_TEST(grads[1][i].abs().max().item<double>() > 0.0);
-    BOOST_TEST(scaled_max_diff(grads[0][i], grads[1][i]) <= 5e-2, "grad " << i);
-  }
+  expect_same_step(steps[0], steps[1], /*loss_tol=*/1e-2, /*grad_tol=*/5e-2);
 }
 
 BOOST_AUTO_TEST_CASE(wrong_weight_shape_names_the_weight) {
