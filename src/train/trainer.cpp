@@ -90,10 +90,33 @@ double known_peak_tflops(const std::string& name) {
   return 0.0;
 }
 
-// Micro-batches every rank runs in epoch: the minimum over ranks (packing can differ by rank).
-int64_t micro_batches_in_epoch(const Batcher& batcher, dist::Communicator& comm, int64_t epoch) {
+// The epoch's length in micro-batches, the same on every rank: the most any rank has. Packing
+// gives ranks different counts; a rank with fewer runs empty micro-batches for the rest of the
+// epoch, so every row is trained once per epoch (batcher.h). REQUIRES: called on every rank.
+int64_t epoch_micro_batches(const Batcher& batcher, dist::Communicator& comm, int64_t epoch) {
   const double mine = static_cast<double>(batcher.batches_in_epoch(epoch));
-  return static_cast<int64_t>(-comm.all_reduce_scalar(-mine, dist::ReduceOp::kMax));
+  return static_cast<int64_t>(comm.all_reduce_scalar(mine, dist::ReduceOp::kMax));
+}
+
+// Rows and non-padding tokens this rank trained in the current epoch (saved per rank in the
+// checkpoint so a resumed epoch still reports its whole total).
+struct EpochTally {
+  int64_t rows = 0;
+  int64_t tokens = 0;
+};
+
+// Logs the epoch's totals over all ranks (rank 0 writes) and clears the tally.
+// REQUIRES: called on every rank (two all-reduces).
+void report_epoch(EpochTally& tally, dist::Communicator& comm, MetricsLog* metrics, int64_t step, int64_t epoch,
+                  double fraction_done, int64_t train_rows) {
+  const double rows = comm.all_reduce_scalar(static_cast<double>(tally.rows), dist::ReduceOp::kSum);
+  const double tokens = comm.all_reduce_scalar(static_cast<double>(tally.tokens), dist::ReduceOp::kSum);
+  tally = EpochTally{};
+  if (metrics == nullptr) return;
+  Metrics m = {{"epoch", static_cast<double>(epoch + 1)}, {"rows", rows}, {"tokens", tokens},
+               {"train_rows", static_cast<double>(train_rows)}};
+  if (fraction_done < 1.0) m.emplace_back("fraction_done", fraction_done);
+  metrics->log_epoch(step, m);
 }
 
 }  // namespace
@@ -167,18 +190,13 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   adam.eps = cfg.train.adam_epsilon;
   adam.weight_decay = cfg.train.weight_decay;
   AdamW optimizer(bucket.params(), bucket.grads(), adam);
-  // An epoch is the micro-batches every rank has (the minimum over ranks), grouped by accum; its
+  // An epoch is the most micro-batches any rank has (epoch_micro_batches), grouped by accum; its
   // last optimizer step may take fewer micro-batches (the loss is normalised by tokens anyway).
   const int64_t accum = cfg.train.gradient_accumulation_steps;
-  std::vector<int64_t> epoch_micro;  // micro-batches per epoch, computed on demand (collective)
-  auto micro_in = [&](int64_t e) {
-    while (static_cast<int64_t>(epoch_micro.size()) <= e)
-      epoch_micro.push_back(micro_batches_in_epoch(batcher, *comm, static_cast<int64_t>(epoch_micro.size())));
-    return epoch_micro[static_cast<size_t>(e)];
-  };
+  std::vector<int64_t> epoch_micro;  // micro-batches of epoch e on every rank; grown on every rank
+  for (int64_t e = 0; e < cfg.train.epochs; ++e) epoch_micro.push_back(epoch_micro_batches(batcher, *comm, e));
   int64_t total_steps = 0;
-  for (int64_t e = 0; e < cfg.train.epochs; ++e) total_steps += (micro_in(e) + accum - 1) / accum;
-  DTUNE_CHECK(micro_in(0) > 0, "data.path ", cfg.data.path, " gives rank ", rank, " no batch");
+  for (const int64_t m : epoch_micro) total_steps += (m + accum - 1) / accum;
   if (cfg.train.max_steps > 0) total_steps = cfg.train.max_steps;  // more epochs if needed
   const LrSchedule schedule(cfg.train.lr_scheduler, cfg.train.learning_rate, total_steps, cfg.train.warmup_steps,
                             cfg.train.warmup_ratio);
@@ -189,6 +207,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
 
   // ---- Resume --------------------------------------------------------------------------------
   int64_t step = 0, epoch = 0, micro_in_epoch = 0;
+  EpochTally tally;
   std::optional<std::string> resume_from;
   if (!cfg.checkpoint.resume.empty()) resume_from = find_checkpoint(cfg.checkpoint.output_dir, cfg.checkpoint.resume);
   if (resume_from) {
@@ -205,6 +224,8 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     sampler.check_state(reader);
     batcher.restore(reader);
     restore_rng_state(device, ck.rank_state.at("rng").get<std::string>());
+    tally.rows = ck.rank_state.value("epoch_rows", int64_t{0});  // absent before dtune 0.7: count from here
+    tally.tokens = ck.rank_state.value("epoch_tokens", int64_t{0});
     log::info(dtune::str("resumed from ", *resume_from, " at step ", step, "/", total_steps));
   } else {
     at::manual_seed(cfg.train.seed + static_cast<uint64_t>(rank));  // dropout streams differ by rank
@@ -244,7 +265,8 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     for (const auto& [name, t] : bucket.named()) data.adapter.emplace_back(name, t.detach());
     data.optimizer = {{"exp_avg", optimizer.exp_avg()}, {"exp_avg_sq", optimizer.exp_avg_sq()}};
     data.config_ini = format_config(cfg);
-    const RankState mine = {{"reader", batcher.state()}, {"rng", save_rng_state(device)}};
+    const RankState mine = {{"reader", batcher.state()}, {"rng", save_rng_state(device)},
+                            {"epoch_rows", tally.rows}, {"epoch_tokens", tally.tokens}};
     const std::string path = save_checkpoint(*comm, cfg.checkpoint.output_dir, data, mine, cfg.checkpoint.keep_last);
     if (metrics) metrics->finish_line();
     log::info(dtune::str("checkpoint ", path, " (", why, ")"));
@@ -258,20 +280,31 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   int64_t last_saved = resume_from ? step : -1;
   bool preempted = false;
   std::vector<Batch> micro(static_cast<size_t>(accum));
+  // A run resumed past cfg.train.epochs (train.max_steps) plans the epochs it reached.
+  while (static_cast<int64_t>(epoch_micro.size()) <= epoch) epoch_micro.push_back(epoch_micro_batches(batcher, *comm, static_cast<int64_t>(epoch_micro.size())));
   while (step < total_steps) {
-    if (micro_in_epoch >= micro_in(epoch)) {  // every rank moves on together
+    if (micro_in_epoch >= epoch_micro[epoch]) {  // every rank moves on together
       ++epoch;
       micro_in_epoch = 0;
       batcher.restore(sampler.start_state(epoch));
+      if (static_cast<int64_t>(epoch_micro.size()) == epoch) epoch_micro.push_back(epoch_micro_batches(batcher, *comm, epoch));
     }
     const double t_step = now_s();
-    // 1. This step's micro-batches and the global count of loss tokens (the normaliser).
-    const int64_t n_micro = std::min(accum, micro_in(epoch) - micro_in_epoch);
+    // 1. This step's micro-batches and the global count of loss tokens (the normaliser). A rank
+    //    whose rows of the epoch are used up runs empty micro-batches (no rows, no tokens).
+    const int64_t n_micro = std::min(accum, epoch_micro[epoch] - micro_in_epoch);
     int64_t local_tokens = 0, local_real = 0;
     for (int64_t i = 0; i < n_micro; ++i) {
-      DTUNE_CHECK(batcher.next(micro[i]), "internal: rank ", rank, " ran out of batches in epoch ", epoch);
+      if (batcher.rows_left()) {
+        DTUNE_CHECK(batcher.next(micro[i]), "internal: rank ", rank, " ran out of batches in epoch ", epoch);
+      } else {
+        micro[i] = make_empty_batch();
+      }
+      const int64_t real = std::accumulate(micro[i].lengths.begin(), micro[i].lengths.end(), int64_t{0});
       local_tokens += micro[i].num_loss_tokens;
-      local_real += std::accumulate(micro[i].lengths.begin(), micro[i].lengths.end(), int64_t{0});
+      local_real += real;
+      tally.rows += static_cast<int64_t>(micro[i].rows.size());
+      tally.tokens += real;
       flops_since_log += training_flops(micro[i], model.config(), model.num_parameters());
     }
     const double global_tokens = comm->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
@@ -288,6 +321,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
       // No host synchronisation from here to the all-reduce (DTUNE_CUDA_SYNC_CHECK=1 proves it).
       const dist::HostSyncCheck no_host_sync(device);
       for (int64_t i = 0; i < n_micro; ++i) {
+        if (micro[i].batch_size == 0) continue;  // empty: zero gradients, zero tokens
         const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
         const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
         const LossSum ls = model.loss(hidden, b.loss_targets);
@@ -333,7 +367,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
       const double tflops = flops_since_log / dt / 1e12;  // achieved on this rank's device
       Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
                    {"tokens_per_s", tokens_since_log / dt},
-                   {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
+                   {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(epoch_micro[epoch])},
                    {"peak_mem_gib", dist::peak_memory_gib(device)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
                    {"tflops", tflops}};
       if (peak_tflops > 0) m.emplace_back("mfu", tflops / peak_tflops);
@@ -342,6 +376,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     t_log = now_s();
     tokens_since_log = 0;
     flops_since_log = 0;
+    if (micro_in_epoch == epoch_micro[epoch]) report_epoch(tally, *comm, metrics.get(), step, epoch, 1.0, train_data.num_rows());
     if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && step < total_steps) {
       run_eval(step);
       model.set_training(true);
@@ -363,6 +398,9 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   }
 
   // ---- The end: final eval, checkpoint, adapter, generation test -----------------------------
+  if (micro_in_epoch > 0 && micro_in_epoch < epoch_micro[epoch])  // train.max_steps ended mid-epoch
+    report_epoch(tally, *comm, metrics.get(), step, epoch,
+                 static_cast<double>(micro_in_epoch) / static_cast<double>(epoch_micro[epoch]), train_data.num_rows());
   if (last_saved != step) checkpoint_now("end of training");
   run_eval(step);
   if (rank == 0) {

@@ -231,6 +231,53 @@ class TrainE2E(unittest.TestCase):
         for k, v in ref.items():
             self.assertTrue((got[k] == v).all(), k)
 
+    def test_packing_trains_every_row_once_on_any_number_of_ranks(self):
+        """Rows of 8, 20, 8 and 20 tokens (prompts 2, 4, 2, 4), packed into 32, micro-batch 1,
+        accumulation 2, no shuffle, 2 epochs. On 2 ranks rank 0's rows fill one packed sequence
+        and rank 1's need two: the epoch lasts 2 micro-batches and rank 0 runs an empty one, so
+        each epoch is one step over all four rows. Step 1's loss is the base model's loss on the
+        four rows by transformers (LoRA B starts at 0; 1e-5 relative: fp32, other kernels); packed
+        on 2 ranks, packed on 1 rank and padded on 2 ranks agree per step to 1e-6 relative (only
+        the summation order differs); every epoch reports 4 rows and 56 tokens trained."""
+        rows_path = os.path.join(WORK, "uneven.jsonl")
+        with open(rows_path, "w") as f:
+            for p, c in (("x x", " y" * 5), ("x x x x", " y" * 15), ("z z", " w" * 5), ("q q q q", " v" * 15)):
+                f.write(json.dumps({"P": p, "C": c}) + "\n")
+        template = os.path.join(WORK, "uneven.template")
+        with open(template, "w") as f:
+            f.write("{P}{@completion}{C}\n")
+        data = os.path.join(WORK, "uneven.h5")
+        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", rows_path, "--output", data,
+            "--template-file", template, "--eval-fraction", "0", "--no-progress"])
+        import h5py
+        with h5py.File(data, "r") as f:
+            lengths = list(f["train/offsets"][1:] - f["train/offsets"][:-1])
+            prompts = list(f["train/prompt_lengths"][:])
+        self.assertEqual((lengths, prompts), ([8, 20, 8, 20], [2, 4, 2, 4]), "the case needs these shapes")
+
+        def run(name, np_, packed):
+            out = os.path.join(WORK, "uneven_" + name)
+            args = [a for a in base_args(out, 1) if not a.startswith(("--data.path=", "--train.warmup_steps="))]
+            args += ["--data.path=" + data, "--data.shuffle=false", "--train.epochs=2", "--train.warmup_steps=0",
+                     "--data.packing=" + ("true" if packed else "false"), "--data.pack_length=32"]
+            mpirun(np_, args)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                epochs = [json.loads(l) for l in f if json.loads(l)["kind"] == "epoch"]
+            return losses(out)[0], epochs
+
+        packed2, epochs2 = run("packed_np2", 2, True)
+        packed1, _ = run("packed_np1", 1, True)
+        padded2, _ = run("padded_np2", 2, False)
+        self.assertEqual(len(packed2), 2)
+        ref = json.loads(sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "base-loss", MODEL, data,
+                             "train"]).stdout)
+        self.assertTrue(rel_close(packed2[0], ref["loss"], 1e-5), f"dtune {packed2[0]} vs transformers {ref['loss']}")
+        for other, name in ((packed1, "packed on 1 rank"), (padded2, "padded on 2 ranks")):
+            self.assertEqual(len(other), 2)
+            for i, (a, b) in enumerate(zip(packed2, other)):
+                self.assertTrue(rel_close(a, b, 1e-6), f"step {i + 1}: packed on 2 ranks {a} vs {name} {b}")
+        self.assertEqual([(e["epoch"], e["rows"], e["tokens"], e["train_rows"]) for e in epochs2],
+                         [(1, 4, 56, 4), (2, 4, 56, 4)])
 
 
 if __name__ == "__main__":
