@@ -1,6 +1,6 @@
 // The training recipe; see trainer.h. Recipe::run reads top to bottom as the stages of a run
-// (torchtune's recipe shape): setup_device_and_comm, setup_data, setup_model, setup_optimizer,
-// maybe_resume, setup_metrics, then train_step / evaluate / save_checkpoint per step, finish.
+// (torchtune's recipe shape): setup_device_and_comm, claim_output_dir, setup_data, setup_model,
+// setup_optimizer, maybe_resume, setup_metrics, then train_step / evaluate / save_checkpoint per step, finish.
 // Every stage runs on every rank in the same order (their collectives match); the state that a
 // checkpoint carries is TrainerState plus each rank's RankState.
 #include "dtune/train/trainer.h"
@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <optional>
 
@@ -42,6 +43,8 @@
 #include "dtune/train/metrics_log.h"
 #include "dtune/train/param_bucket.h"
 #include "dtune/train/preemption.h"
+#include "dtune/train/resume_config.h"
+#include "dtune/train/run_lock.h"
 #include "dtune/train/trainer_state.h"
 
 namespace dtune {
@@ -104,6 +107,7 @@ class Recipe {
 
  private:
   void setup_device_and_comm();
+  void claim_output_dir();
   void setup_data();
   void setup_model();
   void setup_optimizer();
@@ -125,6 +129,7 @@ class Recipe {
   std::unique_ptr<dist::Communicator> comm_;
   int rank_ = 0;
   int world_ = 1;
+  std::optional<RunLock> run_lock_;  // rank 0: this run owns checkpoint.output_dir
 
   std::optional<Hdf5Dataset> train_data_;
   std::optional<Hdf5Dataset> eval_data_;
@@ -155,6 +160,7 @@ int Recipe::run() {
   // First, so that a signal arriving during the (long) setup is honoured, not fatal.
   install_preemption_handlers();
   setup_device_and_comm();
+  claim_output_dir();
   setup_data();
   setup_model();
   setup_optimizer();
@@ -202,6 +208,30 @@ void Recipe::setup_device_and_comm() {
   world_ = comm_->world_size();
   log::info(dtune::str("dtune train: ", world_, " rank(s), ", comm_->backend(), " communicator, device ", device_,
                        device_.is_cpu() ? dtune::str(", ", threads_, " threads/rank") : std::string()));
+}
+
+// Rank 0 takes checkpoint.output_dir's run lock (one run per folder) and refuses a fresh run into
+// a folder that holds an earlier run's checkpoints (resume it, or use another folder). Every
+// rank learns the verdict, so all stop together. REQUIRES: called on every rank.
+void Recipe::claim_output_dir() {
+  std::string why;
+  if (rank_ == 0) {
+    try {
+      run_lock_.emplace(RunLock::acquire(cfg_.checkpoint.output_dir));
+      if (cfg_.checkpoint.resume.empty()) {
+        const std::optional<std::string> earlier = find_checkpoint(cfg_.checkpoint.output_dir, "latest");
+        DTUNE_CHECK(!earlier, "checkpoint.output_dir ", cfg_.checkpoint.output_dir, " already holds ", *earlier,
+                    " from an earlier run, and checkpoint.resume is empty (a fresh run would overwrite it): continue "
+                    "that run with --checkpoint.resume=latest, or start this one in another checkpoint.output_dir");
+      }
+    } catch (const Error& e) {
+      why = e.what();
+    }
+  }
+  if (comm_->any(!why.empty())) {
+    if (rank_ == 0) throw Error(why);
+    throw Error("rank 0 could not claim checkpoint.output_dir " + cfg_.checkpoint.output_dir + " (its message says why)");
+  }
 }
 
 // This rank's shard of the pre-tokenized file, its batcher, and every epoch's length.
@@ -278,6 +308,14 @@ void Recipe::maybe_resume() {
     at::manual_seed(cfg_.train.seed + static_cast<uint64_t>(rank_));  // dropout streams differ by rank
     if (cfg_.checkpoint.resume == "latest") log::info("no checkpoint in " + cfg_.checkpoint.output_dir + ": starting fresh");
     return;
+  }
+  const std::string stored_ini = *resumed_from_ + "/config.ini";
+  if (std::ifstream in{stored_ini}) {
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    for (const ConfigChange& c : check_resume_config(text, format_config(cfg_), *resumed_from_))
+      log::info(dtune::str("resuming with ", c.key, " = ", c.current, " (the checkpoint had ", c.stored, ")"));
+  } else {
+    log::warn("checkpoint " + *resumed_from_ + " has no config.ini: the config is not compared with it");
   }
   const LoadedCheckpoint ck = load_checkpoint(*resumed_from_, rank_, world_, device_);
   model_->load_lora(ck.adapter);

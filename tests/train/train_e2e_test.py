@@ -231,6 +231,51 @@ class TrainE2E(unittest.TestCase):
         for k, v in ref.items():
             self.assertTrue((got[k] == v).all(), k)
 
+    def test_one_run_per_output_folder_and_resume_only_as_the_same_run(self):
+        """A second job on a folder that a running job uses fails at start naming the first (its
+        pid), and the first is untouched; after the first stops (SIGUSR1: checkpoint, exit 75,
+        lock released), a fresh run into the folder is refused (it holds checkpoints), and a
+        resume with another learning rate is refused naming the key; the same run resumes."""
+        out = os.path.join(WORK, "one_folder")
+        args = base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1000"])
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + args
+        first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 240
+            while time.time() < deadline and not os.path.exists(os.path.join(out, "metrics.jsonl")):
+                time.sleep(0.2)
+            with open(os.path.join(out, ".dtune-run.lock")) as f:
+                lock = json.load(f)
+            second = mpirun(2, args, check=False)
+            self.assertNotEqual(second.returncode, 0)
+            self.assertIn(f"checkpoint.output_dir {out} is in use by another run (pid {lock['pid']} on {lock['host']}",
+                          second.stderr)
+            self.assertIsNone(first.poll(), "the first run was disturbed")
+            pids = subprocess.run(["pgrep", "-f", f"checkpoint.output_dir={out}"], capture_output=True, text=True).stdout.split()
+            for r in [int(x) for x in pids if int(x) != first.pid and read_cmdline(int(x)).startswith(DTUNE)]:
+                os.kill(r, signal.SIGUSR1)
+            _, err = first.communicate(timeout=240)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        self.assertEqual(first.returncode, 75, err[-2000:])
+        self.assertFalse(os.path.exists(os.path.join(out, ".dtune-run.lock")))
+        ck = [d for d in os.listdir(out) if d.startswith("checkpoint-")]
+        self.assertEqual(len(ck), 1)
+        fresh = mpirun(2, args, check=False)
+        self.assertNotEqual(fresh.returncode, 0)
+        self.assertIn(f"already holds {out}/{ck[0]} from an earlier run", fresh.stderr)
+        changed = mpirun(2, args + ["--checkpoint.resume=latest", "--train.learning_rate=1e-3"], check=False)
+        self.assertNotEqual(changed.returncode, 0)
+        self.assertIn("train.learning_rate: 0.002 in the checkpoint, 0.001 now", changed.stderr)
+        step = int(ck[0].split("-")[1])
+        same = mpirun(2, [a for a in args if not a.startswith("--train.max_steps=")] +
+                      [f"--train.max_steps={step + 1}", "--checkpoint.resume=latest", "--train.eval_every=7"],
+                      check=False)
+        self.assertNotEqual(same.returncode, 0)
+        self.assertIn("these keys change what the run computes\n  train.max_steps", same.stderr)  # the schedule
+        self.assertNotIn("train.eval_every:", same.stderr)
+
     def test_packing_trains_every_row_once_on_any_number_of_ranks(self):
         """Rows of 8, 20, 8 and 20 tokens (prompts 2, 4, 2, 4), packed into 32, micro-batch 1,
         accumulation 2, no shuffle, 2 epochs. On 2 ranks rank 0's rows fill one packed sequence
