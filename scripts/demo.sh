@@ -26,6 +26,11 @@ mkdir -p out
 step "pretokenize data/medical_sample.json with the model's own tokenizer.json -> out/medical_sample.h5"
 "$dtune" pretokenize --tokenizer models/SmolLM2-135M-Instruct --input data/medical_sample.json \
   --output out/medical_sample.h5 --template recipe --max-length 512 --eval-fraction 0.1 --seed 42
+out_dir=$("$dtune" config --config "$config" --get checkpoint.output_dir)
+if [ -d "$out_dir" ]; then
+  step "a fresh demo run: removing the previous demo's $out_dir (dtune refuses to start over an earlier run)"
+  rm -rf "$out_dir"
+fi
 step "LoRA training on 2 MPI ranks (CPU): mpirun -np 2 $dtune train --config $config"
 mpirun -np 2 --bind-to none "$dtune" train --config "$config"
 step "done: adapter and checkpoints in out/smollm2_demo/, the answer in out/smollm2_demo/generation.txt"

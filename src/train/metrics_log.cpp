@@ -131,7 +131,12 @@ void MetricsLog::log_epoch(int64_t step, const Metrics& metrics) {
   write_jsonl("epoch", step, metrics);
   if (options_.progress == "off") return;
   finish_line();
-  log::info("epoch ended at step " + std::to_string(step) + ":" + format_metrics(metrics));
+  std::string epoch = "?", rest;
+  for (const auto& [k, v] : metrics) {
+    if (k == "epoch") epoch = std::to_string(static_cast<int64_t>(v));
+    else rest += format_metrics({{k, v}});
+  }
+  log::info("epoch " + epoch + " ended at step " + std::to_string(step) + ":" + rest);
 }
 
 void MetricsLog::finish_line() {
