@@ -79,12 +79,16 @@ RunLock RunLock::acquire(const std::string& output_dir, const RunLockHolder& me)
   const std::string path = (std::filesystem::path(output_dir) / kLockName).string();
   if (write_holder(path, me, /*exclusive=*/true)) return RunLock(path);
   const RunLockHolder other = read_holder(path);
-  if (!me.job_id.empty() && other.job_id == me.job_id) {  // this Slurm job, requeued after a crash
+  const bool same_host = !other.host.empty() && other.host == me.host;
+  const bool gone = same_host && other.pid > 0 && ::kill(static_cast<pid_t>(other.pid), 0) != 0 && errno == ESRCH;
+  const bool alive_here = same_host && !gone;
+  // This Slurm job, requeued after a crash: its old process is gone (or on another node). A live
+  // process of the same job on this host is a second launch inside one job (N one-rank "jobs"
+  // from a wrong srun --mpi plugin), never a takeover.
+  if (!me.job_id.empty() && other.job_id == me.job_id && !alive_here) {
     write_holder(path, me, /*exclusive=*/false);
     return RunLock(path);
   }
-  const bool same_host = !other.host.empty() && other.host == me.host;
-  const bool gone = same_host && other.pid > 0 && ::kill(static_cast<pid_t>(other.pid), 0) != 0 && errno == ESRCH;
   if (other.host.empty())
     throw Error(str("checkpoint.output_dir ", output_dir, " is locked by another run (", path,
                     " exists but is unreadable). If no other job writes to this folder, delete ", path,

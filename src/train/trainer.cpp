@@ -26,6 +26,7 @@
 #include "dtune/dist/communicator.h"
 #include "dtune/dist/device.h"
 #include "dtune/dist/mpi_env.h"
+#include "dtune/dist/slurm_step.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
 #include "dtune/io/peft_adapter.h"
@@ -192,6 +193,7 @@ int Recipe::run() {
 
 // The device of this rank, CPU threads, deterministic mode, and the one communicator.
 void Recipe::setup_device_and_comm() {
+  dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
   device_ = dist::select_device(cfg_.train.device, env_.local_rank());
   threads_ = cfg_.train.threads > 0 ? static_cast<int>(cfg_.train.threads) : default_threads_per_rank(env_.local_size());
   if (device_.is_cpu()) at::set_num_threads(threads_);

@@ -59,9 +59,19 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_one_folder_is_refused_naming_the_first) {
     second.pid = first.pid + 1;
     expect_error([&] { (void)dtune::RunLock::acquire(dir.string(), second); },
                  "is in use by another run (Slurm job 4711, pid " + std::to_string(first.pid) + " on " + first.host);
-    // A requeue of the same Slurm job (a new process) takes its lock over.
+    // Another process of the same Slurm job while the first is alive on this host (a second
+    // launch inside one job): refused too.
+    dtune::RunLockHolder same_job = first;
+    same_job.pid = first.pid + 2;
+    expect_error([&] { (void)dtune::RunLock::acquire(dir.string(), same_job); }, "is in use by another run");
+  }
+  {
+    // A requeue of the same Slurm job after a crash (the holder is gone) takes its lock over.
+    dtune::RunLockHolder crashed = first;
+    crashed.pid = dead_pid();
+    const dtune::RunLock old = dtune::RunLock::acquire(dir.string(), crashed);
     dtune::RunLockHolder requeued = first;
-    requeued.pid = first.pid + 2;
+    requeued.pid = first.pid + 3;
     const dtune::RunLock again = dtune::RunLock::acquire(dir.string(), requeued);
     BOOST_TEST(fs::exists(again.path()));
   }

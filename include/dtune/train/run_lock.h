@@ -22,7 +22,8 @@ RunLockHolder current_run_holder();
 class RunLock {
  public:
   // Creates output_dir (if needed) and the lock file with O_CREAT | O_EXCL. An existing lock of
-  // the same Slurm job (a requeue of this job after a crash) is taken over. Any other existing
+  // the same Slurm job whose process is gone or on another host (a requeue of this job after a
+  // crash) is taken over; a live process of the same job on this host is not. Any other existing
   // lock is an error naming its holder and the fix; one whose process is gone (same host, pid no
   // longer alive) is reported as stale, never silently stolen. Throws dtune::Error.
   static RunLock acquire(const std::string& output_dir, const RunLockHolder& me = current_run_holder());
