@@ -12,6 +12,9 @@
 namespace dtune {
 
 // Crash-safety contract: data goes to "<path>.tmp-<pid>", renamed to <path> by finish().
+// Integrity: every dataset carries the Fletcher-32 filter and the file uses HDF5's 1.10 format
+// (checksummed metadata), plus the string_attributes_sha256 root attribute, so a changed byte is
+// reported by Hdf5Dataset instead of read as other ids (docs/DATA_FORMAT.md, "Corruption").
 // If finish() is never reached (an exception, a bad row), the destructor removes the temp
 // file and <path> is untouched. Not thread-safe: one writer thread.
 class Hdf5Writer {
