@@ -3,11 +3,10 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
+#include "dtune/core/durable_file.h"
 #include "h5_util.h"
 
 namespace dtune {
@@ -197,8 +196,7 @@ void Hdf5Writer::finish(PretokenizedInfo info) {
   if (!state_->close_all()) {
     h5::throw_error(str("HDF5: closing ", temp_path_, " failed (disk full?)"), __FILE__, __LINE__);
   }
-  DTUNE_CHECK(std::rename(temp_path_.c_str(), path_.c_str()) == 0, "cannot rename ", temp_path_,
-              " to ", path_, " (", std::strerror(errno), ")");
+  publish_file(temp_path_, path_);  // fsync, rename, fsync the folder (throws naming the path)
   state_->finished = true;
 }
 

@@ -31,8 +31,10 @@ class Hdf5Writer {
   int64_t num_rows(bool eval) const;
   int64_t num_tokens(bool eval) const;
 
-  // Flushes, writes info as root attributes (row counts taken from what was appended),
-  // closes and renames onto the final path.
+  // Flushes, writes info as root attributes (row counts taken from what was appended), closes,
+  // and publishes the file durably (publish_file: fsync, rename onto the final path, fsync the
+  // folder). Throws dtune::Error naming the path when any step fails; the destructor then
+  // removes the temp file and the final path is untouched.
   void finish(PretokenizedInfo info);
   const std::string& temp_path() const { return temp_path_; }
 
