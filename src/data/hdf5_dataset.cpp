@@ -25,7 +25,7 @@ h5::Handle open_file(const std::string& path) {
 }
 
 // Opens name in group and checks it is a 1-D dataset of integers of the given byte size.
-// path: the file; object: "/train" (errors name "/train/<name>").
+// path: the file; group_name: "/train" or "/eval" (errors name "/train/<name>").
 h5::Handle open_column(hid_t group, const char* name, size_t elem_size, const std::string& path,
                        const std::string& group_name, hsize_t& length) {
   const std::string object = group_name + "/" + name;
