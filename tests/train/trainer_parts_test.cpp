@@ -1,6 +1,7 @@
 // The trainer's parts against their references: the LR schedule against transformers'
 // get_scheduler, AdamW against torch.optim.AdamW, the fp16 loss scaler against GradScaler's
-// rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package.
+// rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package (also
+// after a resume drops the events past the checkpoint).
 #include <boost/test/unit_test.hpp>
 
 // GCC 12 reports a false -Wrestrict in std::string concatenation at -O3 (GCC bug 105329).
@@ -147,6 +148,26 @@ BOOST_AUTO_TEST_CASE(crc32c_known_vector) {
   BOOST_TEST(dtune::crc32c("123456789", 9) == 0xE3069283u);
 }
 
+namespace {
+
+// {tag: [[step, value], ...]} of the event files in dir, as the tensorboard package reads them.
+nlohmann::json read_tensorboard(const fs::path& dir) {
+  const std::string py =
+      "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
+      "import json,sys\n"
+      "a=E(sys.argv[1], size_guidance={'scalars': 0}); a.Reload()\n"
+      "print(json.dumps({t:[[e.step,e.value] for e in a.Scalars(t)] for t in a.Tags()['scalars']}))\n";
+  const fs::path script = dir.parent_path() / (dir.filename().string() + "_read.py");
+  std::FILE* f = std::fopen(script.c_str(), "w");
+  std::fputs(py.c_str(), f);
+  std::fclose(f);
+  const std::string out = run(std::string(DTUNE_PYTHON) + " " + script.string() + " " + dir.string() + " 2>/dev/null");
+  fs::remove(script);
+  return nlohmann::json::parse(out);
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
   const fs::path dir = temp_dir("tb");
   std::string path;
@@ -158,15 +179,7 @@ BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
     }
     path = w.path();
   }
-  const std::string py =
-      "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
-      "import json,sys\n"
-      "a=E(sys.argv[1]); a.Reload()\n"
-      "print(json.dumps({t:[[e.step,e.value] for e in a.Scalars(t)] for t in a.Tags()['scalars']}))\n";
-  std::FILE* f = std::fopen((dir / "read.py").c_str(), "w");
-  std::fputs(py.c_str(), f);
-  std::fclose(f);
-  const auto got = nlohmann::json::parse(run(std::string(DTUNE_PYTHON) + " " + (dir / "read.py").string() + " " + dir.string() + " 2>/dev/null"));
+  const auto got = read_tensorboard(dir);
   BOOST_REQUIRE(got.contains("train/loss"));
   BOOST_REQUIRE_EQUAL(got["train/loss"].size(), 5u);
   for (int i = 0; i < 5; ++i) {
@@ -175,5 +188,48 @@ BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
     BOOST_TEST(std::abs(got["train/loss"][i][1].get<double>() - 2.0 / (i + 1)) < 1e-6);
     BOOST_TEST(std::abs(got["train/lr"][i][1].get<double>() - 1e-4 * (i + 1)) < 1e-10);
   }
+  fs::remove_all(dir);
+}
+
+// Resume from a checkpoint at step 3 after a crash at step 5 (mid-record): the events past step
+// 3 and the torn record are dropped, so with the resumed run's steps 4..6 TensorBoard reads one
+// value per step, the resumed run's. Without the drop it reads 1..5 then 4..6 (no purge: it
+// purges only at a SessionLog START event).
+BOOST_AUTO_TEST_CASE(tensorboard_resume_keeps_one_value_per_step) {
+  const fs::path dir = temp_dir("tb_resume");
+  std::string first;
+  {
+    dtune::TensorBoardWriter w(dir.string());
+    for (int step = 1; step <= 5; ++step) {
+      w.add_scalar("train/loss", 2.0 / step, step);
+      w.add_scalar("eval/loss", 5.0 / step, step);
+    }
+    first = w.path();
+  }
+  {
+    std::FILE* f = std::fopen(first.c_str(), "ab");  // the crash: half a record
+    std::fwrite("\x20\0\0\0\0\0", 1, 6, f);
+    std::fclose(f);
+  }
+  const auto size_before = fs::file_size(first);
+  BOOST_TEST(dtune::drop_tensorboard_events_after(dir.string(), 3) == 2 * 2 + 1);
+  BOOST_TEST(fs::file_size(first) < size_before);
+  BOOST_TEST(dtune::drop_tensorboard_events_after(dir.string(), 3) == 0);  // idempotent
+  {
+    dtune::TensorBoardWriter w(dir.string());  // the resumed run (same file within a second)
+    for (int step = 4; step <= 6; ++step) w.add_scalar("train/loss", 3.0 / step, step);
+  }
+  const auto got = read_tensorboard(dir);
+  BOOST_REQUIRE(got.contains("train/loss"));
+  BOOST_REQUIRE_EQUAL(got["train/loss"].size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    const int step = i + 1;
+    BOOST_TEST(got["train/loss"][i][0].get<int>() == step);
+    const double want = step <= 3 ? 2.0 / step : 3.0 / step;  // float32 values
+    BOOST_TEST(std::abs(got["train/loss"][i][1].get<double>() - want) < 1e-6);
+  }
+  BOOST_REQUIRE_EQUAL(got["eval/loss"].size(), 3u);  // steps 4, 5 dropped, not logged again
+  BOOST_TEST(got["eval/loss"][2][0].get<int>() == 3);
+  BOOST_TEST(dtune::drop_tensorboard_events_after((dir / "absent").string(), 3) == 0);
   fs::remove_all(dir);
 }
