@@ -1,7 +1,7 @@
 // The trainer's parts against their references: the LR schedule against transformers'
 // get_scheduler, AdamW against torch.optim.AdamW, the fp16 loss scaler against GradScaler's
 // rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package (also
-// after a resume drops the events past the checkpoint).
+// after a resume drops the events past the checkpoint), checkpoints fsync'ed before the rename.
 #include <boost/test/unit_test.hpp>
 
 // GCC 12 reports a false -Wrestrict in std::string concatenation at -O3 (GCC bug 105329).
@@ -11,13 +11,18 @@
 #include <ATen/core/grad_mode.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "../core/recording_file_sync.h"
+#include "dtune/core/error.h"
+#include "dtune/dist/communicator.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/train/adamw.h"
+#include "dtune/train/checkpoint.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 #include "dtune/train/param_bucket.h"
@@ -231,5 +236,65 @@ BOOST_AUTO_TEST_CASE(tensorboard_resume_keeps_one_value_per_step) {
   BOOST_REQUIRE_EQUAL(got["eval/loss"].size(), 3u);  // steps 4, 5 dropped, not logged again
   BOOST_TEST(got["eval/loss"][2][0].get<int>() == 3);
   BOOST_TEST(dtune::drop_tensorboard_events_after((dir / "absent").string(), 3) == 0);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+dtune::CheckpointData small_checkpoint(int64_t step) {
+  dtune::CheckpointData data;
+  data.step = step;
+  data.trainer = {{"step", step}};
+  data.adapter_config.r = 2;
+  data.adapter_config.alpha = 4;
+  data.adapter_config.target_modules = {"q_proj"};
+  const std::string layer = "base_model.model.model.layers.0.self_attn.q_proj.";
+  data.adapter = {{layer + "lora_A.weight", at::randn({2, 4})}, {layer + "lora_B.weight", at::zeros({4, 2})}};
+  data.optimizer = {{"exp_avg.0", at::zeros({8})}, {"exp_avg_sq.0", at::zeros({8})}};
+  data.config_ini = "[train]\nmax_steps = 10\n";
+  return data;
+}
+
+}  // namespace
+
+// Every file of checkpoint-STEP is fsync'ed under the temporary name, then the folder, before the
+// rename that publishes it; output_dir after it. A failing fsync publishes nothing, leaves the
+// earlier checkpoint, and says so naming the file.
+BOOST_AUTO_TEST_CASE(checkpoint_is_synced_before_it_is_published) {
+  const fs::path dir = temp_dir("ckpt_sync");
+  auto comm = dtune::dist::make_single_process_communicator();
+  dtune::test::RecordingFileSync rec;
+  const std::string path = dtune::save_checkpoint(*comm, dir.string(), small_checkpoint(7), nlohmann::json::object(), 3);
+  BOOST_TEST(path == (dir / "checkpoint-7").string());
+  const std::string tmp = (dir / ".tmp-checkpoint-7").string();
+  const int rename = rec.index_of("rename " + tmp + " " + path);
+  BOOST_REQUIRE(rename >= 0);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(path)) {
+    const std::string name = e.path().filename().string();
+    const int synced = rec.index_of("sync_file " + tmp + "/" + name);
+    BOOST_TEST_INFO(name);
+    BOOST_TEST((synced >= 0 && synced < rename));
+    ++files;
+  }
+  BOOST_TEST(files == 6);  // adapter_config, adapter_model, optimizer, rank_states, config.ini, trainer_state
+  const int folder = rec.index_of("sync_dir " + tmp);
+  BOOST_TEST((folder >= 0 && folder < rename));
+  BOOST_TEST((static_cast<size_t>(rename) + 1 < rec.calls.size() &&
+              rec.calls[static_cast<size_t>(rename) + 1] == "sync_dir " + dir.string()));
+
+  rec.fail_next("sync_file " + (dir / ".tmp-checkpoint-8/optimizer.safetensors").string(), EIO);
+  try {
+    dtune::save_checkpoint(*comm, dir.string(), small_checkpoint(8), nlohmann::json::object(), 3);
+    BOOST_ERROR("expected an error");
+  } catch (const dtune::Error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST_INFO(msg);
+    BOOST_TEST(msg.find("cannot fsync " + (dir / ".tmp-checkpoint-8/optimizer.safetensors").string() +
+                        ": Input/output error") != std::string::npos);
+    BOOST_TEST(msg.find("The newest complete checkpoint, " + path + ", is intact") != std::string::npos);
+  }
+  BOOST_TEST(!fs::exists(dir / "checkpoint-8"));
+  BOOST_TEST(!fs::exists(dir / ".tmp-checkpoint-8"));
   fs::remove_all(dir);
 }
