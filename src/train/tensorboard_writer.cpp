@@ -207,8 +207,7 @@ int64_t drop_tensorboard_events_after(const std::string& dir, int64_t step) {
   std::vector<std::string> files;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && name.find("tfevents") != std::string::npos &&
-        name.find(".tmp") == std::string::npos) {
+    if (e.is_regular_file() && name.find("tfevents") != std::string::npos) {
       files.push_back(e.path().string());
     }
   }
@@ -219,7 +218,8 @@ int64_t drop_tensorboard_events_after(const std::string& dir, int64_t step) {
     const std::string kept = kept_records(read_all(path), step, &dropped);
     if (dropped == 0) continue;
     total += dropped;
-    const std::string tmp = path + ".tmp";
+    // Not "*tfevents*": TensorBoard would read a leftover of a crash here as another events file.
+    const std::string tmp = dir + "/.dtune-rewrite.tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     DTUNE_CHECK(f != nullptr, "cannot write ", tmp, ": ", std::strerror(errno));
     const bool ok = std::fwrite(kept.data(), 1, kept.size(), f) == kept.size();
