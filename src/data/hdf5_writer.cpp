@@ -118,11 +118,12 @@ Hdf5Writer::Hdf5Writer(const std::string& path)
     : path_(path), temp_path_(path + ".tmp-" + std::to_string(getpid())),
       state_(std::make_unique<State>()) {
   h5::silence_errors();
-  // File format of HDF5 1.10 (h5py >= 2.7 reads it): its superblock, object headers (and so
-  // the attributes in them), chunk indexes and heaps carry checksums, so a flipped byte in the
-  // metadata fails the read too. The 1.8 default (version 0 superblock) has none.
+  // File format of HDF5 1.10, pinned (any HDF5 >= 1.10, and h5py built on it, reads it, also
+  // when a newer library wrote it): its superblock, object headers (and so the attributes in
+  // them), chunk indexes and heaps carry checksums, so a flipped byte in the metadata fails the
+  // read too. The 1.8 default (version 0 superblock) has none.
   h5::Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), "HDF5: file access properties"));
-  H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_LATEST),
+  H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110),
            "HDF5: file format version bounds");
   state_->file = h5::Handle(H5Fcreate(temp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
   if (!state_->file.valid()) {
