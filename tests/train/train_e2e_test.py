@@ -38,14 +38,14 @@ def mpirun(np_, args, **kw):
     return sh(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), DTUNE, "train"] + args, **kw)
 
 
-def base_args(out, micro, extra=()):
+def base_args(out, micro, extra=(), tensorboard=False):
     return ["--model.path=" + MODEL, "--data.path=" + DATA, "--checkpoint.output_dir=" + out,
             "--train.precision=fp32", "--train.device=cpu", "--train.threads=1",
             "--data.micro_batch_size=" + str(micro), "--train.gradient_accumulation_steps=2",
             "--train.learning_rate=2e-3", "--train.warmup_steps=1", "--train.max_grad_norm=1.0",
             "--lora.dropout=0", "--lora.target_modules=q_proj,k_proj,v_proj,o_proj",
             "--train.gradient_checkpointing=false", "--generate.enabled=false",
-            "--log.progress=lines", "--log.tensorboard=false"] + list(extra)
+            "--log.progress=lines", "--log.tensorboard=" + str(tensorboard).lower()] + list(extra)
 
 
 def losses(out):
@@ -57,6 +57,14 @@ def losses(out):
 def adapter(path):
     from safetensors.numpy import load_file
     return load_file(os.path.join(path, "adapter_model.safetensors"))
+
+
+def tensorboard_scalars(out):
+    """{tag: [(step, value), ...]} of out/tb as TensorBoard reads it (all events, no sampling)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(os.path.join(out, "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
 def read_cmdline(pid):
@@ -104,25 +112,33 @@ class TrainE2E(unittest.TestCase):
 
     def test_resume_is_exact(self):
         """Stop after step 3 (a checkpoint), resume, and every later loss equals the
-        uninterrupted run's exactly (fp32 CPU is deterministic)."""
+        uninterrupted run's exactly (fp32 CPU is deterministic). The first run got to step 6, so
+        metrics.jsonl and TensorBoard hold steps 4..6 twice unless the resumed run drops them:
+        both must read one value per step, the uninterrupted run's."""
         full = os.path.join(WORK, "resume_full")
-        mpirun(2, base_args(full, 2, ["--train.max_steps=6", "--lora.dropout=0.1"]))
+        mpirun(2, base_args(full, 2, ["--train.max_steps=6", "--lora.dropout=0.1"], tensorboard=True))
         part = os.path.join(WORK, "resume_part")
         mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.save_every=3",
-                                      "--checkpoint.keep_last=5"]))
-        # Drop everything after step 3, then resume from checkpoint-3.
+                                      "--checkpoint.keep_last=5"], tensorboard=True))
+        # Drop the checkpoint and adapter after step 3 (as if it crashed there), resume from checkpoint-3.
         shutil.rmtree(os.path.join(part, "checkpoint-6"))
         shutil.rmtree(os.path.join(part, "adapter"))
-        with open(os.path.join(part, "metrics.jsonl")) as f:
-            kept = [l for l in f if json.loads(l)["kind"] == "train" and json.loads(l)["step"] <= 3]
-        with open(os.path.join(part, "metrics.jsonl"), "w") as f:
-            f.writelines(kept)
-        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"]))
+        time.sleep(1.1)  # the resumed run's events file gets its own name (unix seconds)
+        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"],
+                            tensorboard=True))
         a, b = losses(full)[0], losses(part)[0]
         self.assertEqual(len(a), 6)
         self.assertEqual(a, b)
         for k, v in adapter(os.path.join(full, "adapter")).items():
             self.assertTrue((adapter(os.path.join(part, "adapter"))[k] == v).all(), k)
+        self.assertEqual(len(os.listdir(os.path.join(part, "tb"))), 2)
+        tb_full, tb_part = tensorboard_scalars(full), tensorboard_scalars(part)
+        self.assertEqual(sorted(tb_full), sorted(tb_part))
+        self.assertEqual([s for s, _ in tb_part["train/loss"]], [1, 2, 3, 4, 5, 6])
+        for tag in tb_full:  # every tag (timings too) at the same steps, each once
+            self.assertEqual([s for s, _ in tb_part[tag]], [s for s, _ in tb_full[tag]], tag)
+        for (s, x), y in zip(tb_part["train/loss"], a):  # simple_value is float32: 1e-7 relative
+            self.assertTrue(rel_close(x, y, 1e-7), f"step {s}: {x} vs {y}")
 
     def test_learning_and_peft_interop(self):
         """Loss goes down over 3 epochs; the trained adapter's eval loss beats the base model's
