@@ -195,6 +195,12 @@ int Recipe::run() {
 void Recipe::setup_device_and_comm() {
   dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
   device_ = dist::select_device(cfg_.train.device, env_.local_rank());
+  // As transformers' Trainer refuses fp16 without a GPU: a GPU config that landed on a machine
+  // without one must not train for days in fp16 on the CPU. An explicit train.device=cpu may.
+  DTUNE_CHECK(!(device_.is_cpu() && cfg_.train.device == "auto" && cfg_.train.precision != "fp32"), "train.precision=",
+              cfg_.train.precision, " with train.device=auto, but no GPU is visible to this rank: run where a GPU is ",
+              "visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), or train on the CPU with train.precision=fp32 (or ",
+              "train.device=cpu to keep ", cfg_.train.precision, ")");
   threads_ = cfg_.train.threads > 0 ? static_cast<int>(cfg_.train.threads) : default_threads_per_rank(env_.local_size());
   if (device_.is_cpu()) at::set_num_threads(threads_);
   if (cfg_.train.deterministic) {
