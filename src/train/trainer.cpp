@@ -145,6 +145,7 @@ class Recipe {
   std::optional<LrSchedule> schedule_;
   std::optional<LossScaler> scaler_;
   double peak_tflops_ = 0;
+  int64_t matmul_params_ = 0;  // the N of MFU's 4N (flops.h)
 
   TrainerState state_;
   std::optional<std::string> resumed_from_;
@@ -176,10 +177,13 @@ int Recipe::run() {
     if (cfg_.train.eval_every > 0 && state_.step % cfg_.train.eval_every == 0 && state_.step < state_.total_steps) {
       evaluate(state_.step);
       model_->set_training(true);
+      throughput_.t_last = now_s();  // tokens/s and MFU measure training steps, not the eval
     }
     if (cfg_.checkpoint.save_every > 0 && state_.step % cfg_.checkpoint.save_every == 0 &&
-        state_.step < state_.total_steps)
+        state_.step < state_.total_steps) {
       save_checkpoint("save_every");
+      throughput_.t_last = now_s();  // nor the checkpoint
+    }
     if (comm_->any(preemption_requested())) {
       if (last_saved_ != state_.step) save_checkpoint("preempted");
       log::info(dtune::str("preempted at step ", state_.step, ": checkpoint written; exiting with code ",
@@ -281,6 +285,7 @@ void Recipe::setup_model() {
               model_->config().vocab_size, ": pretokenize with this model's tokenizer");
   model_->add_lora(LoraOptions::from_section(cfg_.lora), cfg_.train.seed);
   if (!cfg_.lora.init_adapter.empty()) model_->load_lora(load_peft_adapter(cfg_.lora.init_adapter, device_).tensors);
+  matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
   bucket_.emplace(model_->lora_parameters());
   comm_->broadcast(bucket_->params(), 0);  // every rank starts from rank 0's adapter, bit for bit
   log::info(dtune::str("model ", cfg_.model.path, " (", model_->config().model_type, ", ",
@@ -397,7 +402,7 @@ void Recipe::train_step() {
     local_real += real;
     tally_.rows += static_cast<int64_t>(micro_[i].rows.size());
     tally_.tokens += real;
-    throughput_.flops += training_flops(micro_[i], model_->config(), model_->num_parameters());
+    throughput_.flops += training_flops(micro_[i], model_->config(), matmul_params_);
   }
   const double global_tokens = comm_->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
   // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).
