@@ -33,6 +33,7 @@
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 #include "dtune/train/metrics_log.h"
+#include "dtune/train/optimizer_step.h"
 #include "dtune/train/param_bucket.h"
 #include "dtune/train/preemption.h"
 
@@ -305,16 +306,12 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     const double reduce_s = now_s() - t_reduce;
     if (scaler.enabled()) bucket.grads().div_(scaler.scale());
     const double grad_norm = bucket.grads().norm().item<double>();
-    const bool finite = std::isfinite(grad_norm);
 
-    // 4. Skip (fp16 overflow) or clip and update.
-    const double lr = schedule.lr(step);
-    if (scaler.update(!finite)) {
-      if (cfg.train.max_grad_norm > 0) {
-        const double coef = cfg.train.max_grad_norm / (grad_norm + 1e-6);  // torch.nn.utils.clip_grad_norm_
-        if (coef < 1.0) bucket.grads().mul_(coef);
-      }
-      optimizer.step(lr);
+    // 4. Skip (fp16 overflow; the schedule does not advance) or clip and update.
+    const OptimizerUpdate update =
+        apply_optimizer_update(optimizer, scaler, schedule, bucket.grads(), grad_norm, cfg.train.max_grad_norm);
+    const double lr = update.lr;
+    if (update.applied) {
       nonfinite_streak = 0;
     } else {
       DTUNE_CHECK(++nonfinite_streak < cfg.train.max_nonfinite_steps, "the gradients were non-finite for ",
