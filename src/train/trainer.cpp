@@ -205,7 +205,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
     SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
     sampler.check_state(reader);
     batcher.restore(reader);
-    restore_rng_state(device, ck.rank_state.at("rng").get<std::string>());
+    restore_rng_state(device, ck.rank_state.at("rng"), *resume_from, cfg.train.seed + static_cast<uint64_t>(rank + step * world));
     log::info(dtune::str("resumed from ", *resume_from, " at step ", step, "/", total_steps));
   } else {
     at::manual_seed(cfg.train.seed + static_cast<uint64_t>(rank));  // dropout streams differ by rank
