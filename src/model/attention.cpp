@@ -28,7 +28,8 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
         q.transpose(1, 2).reshape({B * T, n_heads, head_dim}), k.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}),
         v.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}), cu, cu, max_len, max_len, /*dropout_p=*/0.0,
         /*is_causal=*/true, /*return_debug_mask=*/false);
-    return o_proj.forward(std::get<0>(out).view({B, T, n_heads * head_dim}), in.training);
+    // reshape, not view: the kernel's output layout is its own (a copy only if not contiguous).
+    return o_proj.forward(std::get<0>(out).reshape({B, T, n_heads * head_dim}), in.training);
   }
   if (in.fused_cpu) {
     const at::Tensor out = cpu_attention(q, k, v, in.window_starts != nullptr ? *in.window_starts : at::Tensor());

@@ -30,6 +30,7 @@
 #include "dtune/train/batch_tensors.h"
 #include "dtune/train/checkpoint.h"
 #include "dtune/train/evaluate.h"
+#include "dtune/train/gpu_peak.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 #include "dtune/train/metrics_log.h"
@@ -82,13 +83,6 @@ double training_flops(const Batch& batch, const ModelConfig& c, int64_t n_params
     }
   }
   return flops;
-}
-
-// Dense fp16/bf16 peak of known GPUs in TFLOP/s, 0 when unknown (then set train.peak_tflops).
-double known_peak_tflops(const std::string& name) {
-  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.0;
-  if (name.find("A100") != std::string::npos) return 312.0;
-  return 0.0;
 }
 
 // Micro-batches every rank runs in epoch: the minimum over ranks (packing can differ by rank).
@@ -184,9 +178,7 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   const LrSchedule schedule(cfg.train.lr_scheduler, cfg.train.learning_rate, total_steps, cfg.train.warmup_steps,
                             cfg.train.warmup_ratio);
   LossScaler scaler(cfg.train.precision == "fp16", cfg.train.loss_scale_init, cfg.train.loss_scale_growth_interval);
-  const double peak_tflops = cfg.train.peak_tflops > 0 ? cfg.train.peak_tflops
-                             : device.is_cuda()     ? known_peak_tflops(dist::device_name(device))
-                                                    : 0.0;
+  const double peak_tflops = resolve_peak_tflops(cfg.train.peak_tflops, device.is_cuda() ? dist::device_name(device) : "");
 
   // ---- Resume --------------------------------------------------------------------------------
   int64_t step = 0, epoch = 0, micro_in_epoch = 0;
