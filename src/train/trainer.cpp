@@ -151,6 +151,9 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   if (!cfg.lora.init_adapter.empty()) model.load_lora(load_peft_adapter(cfg.lora.init_adapter, device).tensors);
   ParamBucket bucket(model.lora_parameters());
   comm->broadcast(bucket.params(), 0);  // every rank starts from rank 0's adapter, bit for bit
+  // NCCL connects and allocates its buffers on a collective's first use: run the gradient
+  // all-reduce once now (on zeros), before activations fill the GPU, not first after a backward.
+  comm->all_reduce(bucket.grads(), dist::ReduceOp::kSum);
   log::info(dtune::str("model ", cfg.model.path, " (", model.config().model_type, ", ",
                        model.num_parameters() / 1e6, "M params, ", cfg.train.precision, "); LoRA r=", cfg.lora.r,
                        ": ", model.num_lora_parameters(), " trainable params"));
