@@ -227,8 +227,10 @@ int run_training(const Config& cfg, dist::MpiEnv& env) {
   if (Hdf5Dataset::read_info(cfg.data.path).num_eval_rows > 0) eval_data.emplace(Hdf5Dataset::open(cfg.data.path, "eval"));
   auto run_eval = [&](int64_t at_step) {
     if (!eval_data) return;
+    const double t_eval = now_s();
     const EvalResult r = evaluate(model, *eval_data, *comm, device, cfg.data.micro_batch_size);
-    if (metrics) metrics->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)}});
+    if (metrics) metrics->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)},
+                                             {"eval_s", now_s() - t_eval}});
   };
   auto checkpoint_now = [&](const char* why) {
     CheckpointData data;
