@@ -20,7 +20,7 @@
 #      sequences, checkpointing CKPT_B (default off); MODELS_B="llama-8b qwen-1.5b"
 # Settings (environment): WARMUP=3 STEPS=10 (timed optimizer steps after the warm-up ones),
 # MICRO_BATCH=2 ACCUM=4 SEQ_A=1024 PACK_B=2048 CKPT_A=1 CKPT_B=0 PRECISION_A=fp16 PRECISION_B=bf16
-# CKPT_EVERY=1 (dtune's train.checkpoint_every: 2 = recompute every other layer; the peer always
+# CKPT_EVERY=1 (dtune's train.activation_checkpoint_every: 2 = recompute every other layer; the peer always
 # recomputes every layer, so a run with 2 measures that lever against transformers' default)
 # CONFIGS="a b" MODELS_B="llama-8b qwen-1.5b" SIDES="dtune peer" PEAK_TFLOPS=989
 # BUDGET_S=480 (the whole script; a run that would start with too little left is skipped and
@@ -298,7 +298,7 @@ run_side() {  # run_side CONFIG MODEL SIDE
         --data.pack_length="$pack" --data.shuffle=false --lora.r="$r" --lora.alpha=16 --lora.dropout=0.1 \
         --lora.target_modules="$targets" --train.device="$device" --train.precision="$prec" \
         --train.gradient_checkpointing="$([ "$ckpt" = 1 ] && echo true || echo false)" \
-        --train.checkpoint_every="$ckpt_every" --model.attention="$attention" \
+        --train.activation_checkpoint_every="$ckpt_every" --model.attention="$attention" \
         --train.gradient_accumulation_steps="$accum" --train.max_steps=$(( warmup + steps )) \
         --train.learning_rate=1e-4 --train.weight_decay=0.01 --train.warmup_ratio=0.03 --train.lr_scheduler=linear \
         --train.max_grad_norm=0.3 --train.eval_every=0 --train.peak_tflops="$peak" "${extra[@]}" \

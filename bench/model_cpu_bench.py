@@ -2,7 +2,7 @@
 """CPU LoRA fine-tuning step: dtune's decoder vs transformers + peft, side by side.
 
 Usage: .venv/bin/python bench/model_cpu_bench.py [--model models/SmolLM2-135M-Instruct]
-       [--binary build-model/bin/dtune_model_bench] [--seq 512] [--batch 1] [--steps 5]
+       [--binary build/bin/dtune_model_bench] [--seq 512] [--batch 1] [--steps 5]
        [--threads 2] [--rank 8] [--prompt-frac 0.5] [--rounds 2] [--dtype fp32|bf16]
        [--checkpointing [--checkpoint-every N]]
 
@@ -66,7 +66,7 @@ def run_hf(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct"))
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build-model", "bin", "dtune_model_bench"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "bin", "dtune_model_bench"))
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `dtune tokenize` against PyPI `tokenizers` encode_batch on the same ~5 MB corpus.
 
-Run: /work/main/.venv/bin/python bench/tokenize_bench.py [--dtune build-tok/bin/dtune]
+Run: .venv/bin/python bench/tokenize_bench.py [--dtune build/bin/dtune]
      [--tokenizer tests/fixtures/tokenizers/llama3_1] [--mb 5] [--threads N]
 Checks that both give identical ids for every line, then prints tokens/s for both and the ratio.
 dtune is timed twice: whole process (includes loading tokenizer.json), and encode only (the
@@ -67,8 +67,8 @@ def make_corpus(mb, seed=7):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dtune", default=str(ROOT / "build-tok" / "bin" / "dtune"))
-    ap.add_argument("--tokenizer", default=str(ROOT / "tests" / "data" / "tokenizers" / "llama3_1"))
+    ap.add_argument("--dtune", default=str(ROOT / "build" / "bin" / "dtune"))
+    ap.add_argument("--tokenizer", default=str(ROOT / "tests" / "fixtures" / "tokenizers" / "llama3_1"))
     ap.add_argument("--mb", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()

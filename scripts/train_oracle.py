@@ -50,10 +50,10 @@ def adamw(out):
     save_file(tensors, out)
 
 
-def eval_rows(data):
+def eval_rows(data, group="eval"):
     import h5py
     with h5py.File(data, "r") as f:
-        g = f["eval"]
+        g = f[group]
         tokens, offsets, prompt = g["tokens"][:], g["offsets"][:], g["prompt_lengths"][:]
     return [(tokens[offsets[i]:offsets[i + 1]], int(prompt[i])) for i in range(len(prompt))]
 
@@ -88,6 +88,17 @@ def eval_loss(model_dir, adapter_dir, data):
     print(json.dumps({"base": b_sum / n, "adapter": a_sum / n, "tokens": n}))
 
 
+def base_loss(model_dir, data, group):
+    """The base model's mean completion-token loss over a split: the first training step's loss
+    (the LoRA B matrices start at zero, so the adapter adds nothing before the first update)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    total, n = loss_sum(base, eval_rows(data, group))
+    print(json.dumps({"loss": total / n, "tokens": n}))
+
+
 def load_adapter(model_dir, adapter_dir):
     import torch
     from peft import PeftModel
@@ -105,6 +116,8 @@ if __name__ == "__main__":
         adamw(sys.argv[2])
     elif cmd == "eval-loss":
         eval_loss(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "base-loss":
+        base_loss(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "load-adapter":
         load_adapter(sys.argv[2], sys.argv[3])
     else:

@@ -11,7 +11,7 @@ namespace {
 
 using dtune::cli::Command;
 
-// Only subcommands that exist are listed; `dtune --help` prints this table.
+// The subcommands, one per src/cli/<name>_command.cpp; `dtune --help` prints this table.
 constexpr Command kCommands[] = {
     {"config", "resolve, validate and print a run config (INI + --section.key=value)", dtune::cli::run_config},
     {"train", "LoRA fine-tuning under MPI: mpirun -np N dtune train --config X.ini", dtune::cli::run_train},

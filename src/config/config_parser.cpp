@@ -160,7 +160,7 @@ const std::vector<OptionSpec>& option_table() {
       DTUNE_STR(train.lr_scheduler, "linear | cosine | constant"),
       DTUNE_DBL(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
       DTUNE_BOOL(train.gradient_checkpointing, "recompute layers in backward"),
-      DTUNE_INT(train.checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
+      DTUNE_INT(train.activation_checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
       DTUNE_INT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
       DTUNE_UINT(train.seed, "seed for LoRA init and dropout"),
       DTUNE_INT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),
@@ -197,6 +197,21 @@ const std::vector<OptionSpec>& option_table() {
 #undef DTUNE_BOOL
 #undef DTUNE_LIST
 
+// Keys that were renamed. Still recognised when parsing (not listed in the help), so that an
+// old config stops with the new name instead of "unrecognised option".
+struct RenamedOption {
+  const char* old_name;
+  const char* new_name;
+  const char* why;
+};
+const std::vector<RenamedOption>& renamed_options() {
+  static const std::vector<RenamedOption> renamed = {
+      {"train.checkpoint_every", "train.activation_checkpoint_every",
+       "it is the activation-recompute stride of gradient checkpointing, unrelated to [checkpoint] saving"},
+  };
+  return renamed;
+}
+
 // Program_options sees every option as a string; the table converts.
 po::options_description string_description() {
   po::options_description desc("config options (INI [section] key = value, or --section.key=value)");
@@ -204,7 +219,17 @@ po::options_description string_description() {
   return desc;
 }
 
+// What the parsers accept: the table plus the renamed keys (which apply() refuses by name).
+po::options_description parse_description() {
+  po::options_description desc = string_description();
+  for (const RenamedOption& r : renamed_options()) desc.add_options()(r.old_name, po::value<std::string>(), "renamed");
+  return desc;
+}
+
 void apply(Config& config, const po::variables_map& vm, const std::string& origin) {
+  for (const RenamedOption& r : renamed_options())
+    DTUNE_CHECK(!vm.count(r.old_name), "option ", r.old_name, " (", origin, ") is now ", r.new_name, " (", r.why,
+                "): rename it");
   for (const OptionSpec& o : option_table()) {
     if (!vm.count(o.name)) continue;
     const std::string& value = vm[o.name].as<std::string>();
@@ -222,7 +247,7 @@ po::options_description config_options_description() { return string_description
 
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides) {
   Config config;
-  const po::options_description desc = string_description();
+  const po::options_description desc = parse_description();
   if (!ini_path.empty()) {
     std::ifstream in(ini_path);
     DTUNE_CHECK(in, "cannot read config file ", ini_path, ": check the path (see configs/ for examples)");

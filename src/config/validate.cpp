@@ -71,7 +71,7 @@ void validate(const Config& c) {
   require(t.peak_tflops >= 0, "train.peak_tflops", t.peak_tflops, "must be >= 0 (0 = by GPU name)");
   require(t.nccl_timeout > 0, "train.nccl_timeout", t.nccl_timeout,
           "must be > 0 seconds (raise it when a rank legitimately stalls, e.g. a slow checkpoint)");
-  require(t.checkpoint_every >= 1, "train.checkpoint_every", t.checkpoint_every,
+  require(t.activation_checkpoint_every >= 1, "train.activation_checkpoint_every", t.activation_checkpoint_every,
           "must be >= 1 (1 = recompute every layer)");
   require(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", t.max_nonfinite_steps, "must be > 0");
   require(!(t.precision != "fp32" && t.device == "cpu"), "train.precision", t.precision,

@@ -36,7 +36,6 @@ void info(const std::string& msg) {
 void warn(const std::string& msg) {
   if (g_rank == 0) emit("warning: ", msg);
 }
-void rank_info(const std::string& msg) { emit(rank_prefix(), msg); }
 void error(const std::string& msg) { emit(rank_prefix() + "error: ", msg); }
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }

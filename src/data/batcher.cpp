@@ -95,6 +95,12 @@ bool Batcher::next(Batch& batch) {
   return true;
 }
 
+Batch make_empty_batch() {
+  Batch batch;
+  batch.cu_seqlens.assign(1, 0);
+  return batch;
+}
+
 namespace {
 
 void reset_batch(Batch& batch, int64_t b, int64_t t, int32_t pad_id) {

@@ -7,6 +7,7 @@
 
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
+#include "dtune/tokenizer/utf8.h"
 
 namespace dtune {
 namespace {
@@ -27,41 +28,8 @@ const char* json_type_name(const nlohmann::json& v) {
 }  // namespace
 
 int64_t find_invalid_utf8(std::string_view bytes) {
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return static_cast<int64_t>(i);
-    }
-    if (i + len > n) return static_cast<int64_t>(i);
-    for (size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return static_cast<int64_t>(i);
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    const uint32_t min_cp = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-    if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return static_cast<int64_t>(i);
-    }
-    i += len;
-  }
-  return -1;
+  const std::size_t bad = utf8::find_invalid(bytes);  // the tokenizer's validator: one rule
+  return bad == utf8::kValid ? -1 : static_cast<int64_t>(bad);
 }
 
 RowReader::RowReader(const std::string& path, RowReaderOptions options)

@@ -51,13 +51,6 @@ MpiEnv::~MpiEnv() {
   if (!finalized) MPI_Finalize();  // destructor: nothing useful to do with a failure here
 }
 
-std::string MpiEnv::hostname() const {
-  char name[MPI_MAX_PROCESSOR_NAME];
-  int len = 0;
-  MPI_CHECK(MPI_Get_processor_name(name, &len));
-  return std::string(name, static_cast<size_t>(len));
-}
-
 std::unique_ptr<Communicator> MpiEnv::make_mpi_communicator() const {
   return std::make_unique<MpiCommunicator>();
 }

@@ -64,8 +64,9 @@ constexpr const char* kStickyHint =
 void clear_pending_cuda_error(const char* what) {
   const cudaError_t pending = cudaGetLastError();
   if (pending != cudaSuccess) {
-    log::rank_info(str("warning: before NCCL ", what, ", a CUDA error was pending from an earlier kernel or call "
-                       "(not NCCL): ", cudaGetErrorName(pending), ": ", cudaGetErrorString(pending), "; cleared"));
+    const std::string msg = str("before NCCL ", what, ", a CUDA error was pending from an earlier kernel or call "
+                                "(not NCCL): ", cudaGetErrorName(pending), ": ", cudaGetErrorString(pending), "; cleared");
+    std::fprintf(stderr, "[rank %d] warning: %s\n", log::rank(), msg.c_str());  // every rank (log::warn: rank 0)
   }
 }
 

@@ -4,10 +4,12 @@
 #include "dtune/generate/chat_format.h"
 
 #include <fstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "dtune/core/error.h"
+#include "dtune/data/prompt_template.h"
 
 namespace dtune {
 namespace {
@@ -131,13 +133,24 @@ std::string format_chat_prompt(const ChatFormat& f, std::string_view prompt) {
   return out + f.assistant_prefix;
 }
 
-std::string format_recipe_prompt(std::string_view prompt) {
-  return str("Please reason step by step:\n\nQuestion: ", prompt, "\n\nLet's solve this step by step:\n");
+std::string format_preset_prompt(const std::string& preset, std::string_view prompt) {
+  const PromptTemplate t = PromptTemplate::preset(preset);
+  // The completion's fields get a marker that must not reach the prompt part.
+  static constexpr std::string_view kCompletionOnly = "\x01";
+  std::vector<std::string> values;
+  for (const std::string& f : t.fields())
+    values.emplace_back(f == "Question" ? std::string(prompt) : std::string(kCompletionOnly));
+  std::string prompt_part, completion;
+  t.render(values, prompt_part, completion);
+  DTUNE_CHECK(prompt_part.find(kCompletionOnly) == std::string::npos || prompt.find(kCompletionOnly) != std::string::npos,
+              "template preset '", preset, "' has a field other than {Question} before {@completion}: it cannot ",
+              "form a generation prompt from one question");
+  return prompt_part;
 }
 
-std::string format_r1_chat_prompt(std::string_view prompt) {
-  return str(kR1Bos, kR1User, prompt, kR1Assistant, "<think>\n");
-}
+std::string format_recipe_prompt(std::string_view prompt) { return format_preset_prompt("recipe", prompt); }
+
+std::string format_r1_chat_prompt(std::string_view prompt) { return format_preset_prompt("r1-chat", prompt); }
 
 FormattedPrompt format_prompt(std::string_view form, std::string_view prompt,
                               const std::string& model_dir) {

@@ -202,22 +202,6 @@ std::string generate_text(Decoder& decoder, const Tokenizer& tokenizer, const st
   return result;
 }
 
-std::vector<std::string> generate_texts(Decoder& decoder, const Tokenizer& tokenizer,
-                                        const std::vector<std::string>& prompts,
-                                        const GenerateOptions& options, GenerateStats* stats) {
-  std::vector<std::vector<int32_t>> prompt_ids;
-  prompt_ids.reserve(prompts.size());
-  for (const auto& p : prompts) prompt_ids.push_back(tokenizer.encode(p, options.add_special_tokens));
-  const auto outputs = generate_ids(decoder, prompt_ids, options, stats);
-  std::vector<std::string> texts;
-  texts.reserve(outputs.size());
-  for (auto ids : outputs) {
-    if (!ids.empty() && is_eos(decoder.config(), ids.back())) ids.pop_back();
-    texts.push_back(tokenizer.decode(ids, /*skip_special_tokens=*/true));
-  }
-  return texts;
-}
-
 void load_adapter_into(Decoder& decoder, const std::string& adapter_dir) {
   const PeftAdapter adapter = load_peft_adapter(adapter_dir, decoder.options().device);
   LoraOptions lora;

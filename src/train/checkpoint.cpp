@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
@@ -189,6 +190,19 @@ bool restore_rng_state(c10::Device device, const nlohmann::json& saved, const st
               " (written by another libtorch version?); resume with the libtorch that wrote it");
   gen.set_state(state);
   return true;
+}
+
+AdamWMoments adamw_moments(const LoadedCheckpoint& ck) {
+  std::optional<at::Tensor> exp_avg, exp_avg_sq;
+  for (const auto& [name, t] : ck.optimizer) {
+    if (name == "exp_avg") exp_avg = t;
+    else if (name == "exp_avg_sq") exp_avg_sq = t;
+    else throw Error(str("checkpoint ", ck.path, ": optimizer.safetensors holds an unknown tensor '", name,
+                         "' (this dtune writes exp_avg and exp_avg_sq); resume with the dtune that wrote it"));
+  }
+  DTUNE_CHECK(exp_avg && exp_avg_sq, "checkpoint ", ck.path, ": optimizer.safetensors lacks ",
+              exp_avg ? "exp_avg_sq" : "exp_avg", "; resume from an earlier complete checkpoint");
+  return {*exp_avg, *exp_avg_sq};
 }
 
 }  // namespace dtune

@@ -34,7 +34,8 @@ std::string format_metrics(const Metrics& m) {
   char buf[64];
   for (const auto& [k, v] : m) {
     if (k == "lr") std::snprintf(buf, sizeof(buf), " %s %.3g", k.c_str(), v);
-    else if (k == "tokens_per_s" || k == "loss_scale" || k == "tokens") std::snprintf(buf, sizeof(buf), " %s %.0f", k.c_str(), v);
+    else if (k == "tokens_per_s" || k == "loss_scale" || k == "tokens" ||
+             k == "rows" || k == "train_rows") std::snprintf(buf, sizeof(buf), " %s %.0f", k.c_str(), v);
     else std::snprintf(buf, sizeof(buf), " %s %.4f", k.c_str(), v);
     out += buf;
   }
@@ -124,6 +125,18 @@ void MetricsLog::log_eval(int64_t step, const Metrics& metrics) {
   if (options_.progress == "off") return;
   finish_line();
   log::info("eval at step " + std::to_string(step) + ":" + format_metrics(metrics));
+}
+
+void MetricsLog::log_epoch(int64_t step, const Metrics& metrics) {
+  write_jsonl("epoch", step, metrics);
+  if (options_.progress == "off") return;
+  finish_line();
+  std::string epoch = "?", rest;
+  for (const auto& [k, v] : metrics) {
+    if (k == "epoch") epoch = std::to_string(static_cast<int64_t>(v));
+    else rest += format_metrics({{k, v}});
+  }
+  log::info("epoch " + epoch + " ended at step " + std::to_string(step) + ":" + rest);
 }
 
 void MetricsLog::finish_line() {

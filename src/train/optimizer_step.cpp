@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "dtune/train/adamw.h"
+#include "dtune/train/grad_clip.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 
@@ -22,10 +23,7 @@ OptimizerUpdate apply_optimizer_update(AdamW& optimizer, LossScaler& scaler, con
   out.lr = lr_of_next_update(schedule, optimizer);
   out.applied = scaler.update(/*found_nonfinite=*/!std::isfinite(grad_norm));
   if (!out.applied) return out;
-  if (max_grad_norm > 0) {
-    const double coef = max_grad_norm / (grad_norm + 1e-6);  // torch.nn.utils.clip_grad_norm_
-    if (coef < 1.0) grads.mul_(coef);
-  }
+  clip_grad_norm(grads, grad_norm, max_grad_norm);
   optimizer.step(out.lr);
   return out;
 }

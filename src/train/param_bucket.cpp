@@ -36,7 +36,7 @@ ParamBucket::ParamBucket(std::vector<std::pair<std::string, at::Tensor>> named) 
 
 void ParamBucket::zero_grads() { grads_.zero_(); }
 
-void ParamBucket::gather_grads() {
+void ParamBucket::copy_grads_into_bucket() {
   for (size_t i = 0; i < named_.size(); ++i) {
     at::Tensor& t = named_[i].second;
     const int64_t n = t.numel();

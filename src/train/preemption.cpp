@@ -24,6 +24,5 @@ void install_preemption_handlers() {
 }
 
 bool preemption_requested() { return g_preempted != 0; }
-void reset_preemption_flag() { g_preempted = 0; }
 
 }  // namespace dtune

@@ -1,4 +1,8 @@
-// The training recipe; see trainer.h. Each block below is one stage of the run, in order.
+// The training recipe; see trainer.h. Recipe::run reads top to bottom as the stages of a run
+// (torchtune's recipe shape): setup_device_and_comm, claim_output_dir, setup_data, setup_model,
+// setup_optimizer, maybe_resume, setup_metrics, then train_step / evaluate / save_checkpoint per step, finish.
+// Every stage runs on every rank in the same order (their collectives match); the state that a
+// checkpoint carries is TrainerState plus each rank's RankState.
 #include "dtune/train/trainer.h"
 
 #include <ATen/ATen.h>
@@ -8,7 +12,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <numeric>
+#include <optional>
 
 #include "dtune/config/config_parser.h"
 #include "dtune/core/cpus.h"
@@ -20,6 +26,7 @@
 #include "dtune/dist/communicator.h"
 #include "dtune/dist/device.h"
 #include "dtune/dist/mpi_env.h"
+#include "dtune/dist/slurm_step.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
 #include "dtune/io/peft_adapter.h"
@@ -30,6 +37,7 @@
 #include "dtune/train/batch_tensors.h"
 #include "dtune/train/checkpoint.h"
 #include "dtune/train/evaluate.h"
+#include "dtune/train/flops.h"
 #include "dtune/train/gpu_peak.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
@@ -37,7 +45,9 @@
 #include "dtune/train/optimizer_step.h"
 #include "dtune/train/param_bucket.h"
 #include "dtune/train/preemption.h"
-
+#include "dtune/train/resume_config.h"
+#include "dtune/train/run_lock.h"
+#include "dtune/train/trainer_state.h"
 
 namespace dtune {
 namespace {
@@ -63,334 +73,483 @@ AdapterConfig adapter_config(const Config& c) {
   return a;
 }
 
-// Model FLOPs of one training pass over batch, as MFU counts them (docs/TRAINING.md): 4N per
-// non-padding token (forward 2N, backward to the activations 2N; the frozen base weights get no
-// weight gradient) plus causal attention, 6 * layers * heads * head_dim * n^2 per row of n tokens
-// (forward QK^T and PV, backward twice that). Recomputation for checkpointing is not counted.
-double training_flops(const Batch& batch, const ModelConfig& c, int64_t n_params) {
-  const double attn_width = static_cast<double>(c.num_attention_heads * c.head_dim);
-  double flops = 0;
-  for (int64_t b = 0; b < batch.batch_size; ++b) {
-    const int32_t* ids = batch.sequence_ids.data() + b * batch.seq_len;
-    int64_t run = 0;
-    for (int64_t t = 0; t <= batch.seq_len; ++t) {
-      const bool same = t < batch.seq_len && t > 0 && ids[t] == ids[t - 1];
-      if (t > 0 && !same && ids[t - 1] >= 0) {  // a row ended at t - 1
-        const double n = static_cast<double>(run);
-        flops += 4.0 * static_cast<double>(n_params) * n + 6.0 * static_cast<double>(c.num_hidden_layers) * attn_width * n * n;
-      }
-      run = same ? run + 1 : 1;
-    }
-  }
-  return flops;
+// The epoch's length in micro-batches, the same on every rank: the most any rank has. Packing
+// gives ranks different counts; a rank with fewer runs empty micro-batches for the rest of the
+// epoch, so every row is trained once per epoch (batcher.h). REQUIRES: called on every rank.
+int64_t epoch_micro_batches(const Batcher& batcher, dist::Communicator& comm, int64_t epoch) {
+  const double mine = static_cast<double>(batcher.batches_in_epoch(epoch));
+  return static_cast<int64_t>(comm.all_reduce_scalar(mine, dist::ReduceOp::kMax));
 }
 
-// Micro-batches every rank runs in epoch: the minimum over ranks (packing can differ by rank).
-int64_t micro_batches_in_epoch(const Batcher& batcher, dist::Communicator& comm, int64_t epoch) {
-  const double mine = static_cast<double>(batcher.batches_in_epoch(epoch));
-  return static_cast<int64_t>(-comm.all_reduce_scalar(-mine, dist::ReduceOp::kMax));
+// Rows and non-padding tokens this rank trained in the current epoch (saved per rank in the
+// checkpoint so a resumed epoch still reports its whole total).
+struct EpochTally {
+  int64_t rows = 0;
+  int64_t tokens = 0;
+};
+
+// What the throughput metrics accumulate between two metrics lines.
+struct Throughput {
+  double t_last = 0;    // when the last line was logged (s)
+  int64_t tokens = 0;   // non-padding tokens, all ranks
+  double flops = 0;     // this rank's model FLOPs
+};
+
+class Recipe {
+ public:
+  explicit Recipe(const Config& cfg, dist::MpiEnv& env) : cfg_(cfg), env_(env) {}
+  int run();
+
+ private:
+  void setup_device_and_comm();
+  void claim_output_dir();
+  void setup_data();
+  void setup_model();
+  void setup_optimizer();
+  void maybe_resume();
+  void setup_metrics();
+  void start_next_epoch();
+  void train_step();
+  void report_epoch(double fraction_done);
+  void evaluate(int64_t at_step);
+  void save_checkpoint(const char* why);
+  void finish();
+  void run_generation_test();
+
+  const Config& cfg_;
+  dist::MpiEnv& env_;
+  double t_start_ = now_s();
+  c10::Device device_ = c10::Device(c10::kCPU);
+  int threads_ = 1;
+  std::unique_ptr<dist::Communicator> comm_;
+  int rank_ = 0;
+  int world_ = 1;
+  std::optional<RunLock> run_lock_;  // rank 0: this run owns checkpoint.output_dir
+
+  std::optional<Hdf5Dataset> train_data_;
+  std::optional<Hdf5Dataset> eval_data_;
+  std::optional<ShardSampler> sampler_;
+  std::optional<Batcher> batcher_;
+  std::vector<int64_t> epoch_micro_;  // micro-batches of epoch e on every rank; grown on every rank
+  int64_t accum_ = 1;
+
+  std::optional<Decoder> model_;
+  std::optional<ParamBucket> bucket_;
+  std::optional<AdamW> optimizer_;
+  std::optional<LrSchedule> schedule_;
+  std::optional<LossScaler> scaler_;
+  double peak_tflops_ = 0;
+
+  TrainerState state_;
+  std::optional<std::string> resumed_from_;
+  int64_t last_saved_ = -1;
+  int64_t nonfinite_streak_ = 0;
+  EpochTally tally_;
+  Throughput throughput_;
+  std::vector<Batch> micro_;
+  std::unique_ptr<MetricsLog> metrics_;  // rank 0 only
+};
+
+int Recipe::run() {
+  validate(cfg_);
+  // First, so that a signal arriving during the (long) setup is honoured, not fatal.
+  install_preemption_handlers();
+  setup_device_and_comm();
+  claim_output_dir();
+  setup_data();
+  setup_model();
+  setup_optimizer();
+  maybe_resume();
+  setup_metrics();
+
+  model_->set_training(true);
+  throughput_.t_last = now_s();
+  while (state_.step < state_.total_steps) {
+    train_step();
+    if (state_.micro_in_epoch == epoch_micro_[state_.epoch]) report_epoch(1.0);
+    if (cfg_.train.eval_every > 0 && state_.step % cfg_.train.eval_every == 0 && state_.step < state_.total_steps) {
+      evaluate(state_.step);
+      model_->set_training(true);
+    }
+    if (cfg_.checkpoint.save_every > 0 && state_.step % cfg_.checkpoint.save_every == 0 &&
+        state_.step < state_.total_steps)
+      save_checkpoint("save_every");
+    if (comm_->any(preemption_requested())) {
+      if (last_saved_ != state_.step) save_checkpoint("preempted");
+      log::info(dtune::str("preempted at step ", state_.step, ": checkpoint written; exiting with code ",
+                           kExitPreempted, " so the job script requeues"));
+      return kExitPreempted;
+    }
+  }
+  finish();
+  return kExitOk;
+}
+
+// The device of this rank, CPU threads, deterministic mode, and the one communicator.
+void Recipe::setup_device_and_comm() {
+  dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
+  device_ = dist::select_device(cfg_.train.device, env_.local_rank());
+  threads_ = cfg_.train.threads > 0 ? static_cast<int>(cfg_.train.threads) : default_threads_per_rank(env_.local_size());
+  if (device_.is_cpu()) at::set_num_threads(threads_);
+  if (cfg_.train.deterministic) {
+    // cuBLAS is deterministic only with a fixed workspace; it reads this before its first GEMM
+    // (none has run yet). A value the user exported is kept.
+    if (device_.is_cuda()) DTUNE_CHECK(setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0) == 0, "setenv failed");
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  }
+  comm_ = device_.is_cuda() ? env_.make_nccl_communicator(device_.index(), cfg_.train.nccl_timeout)
+          : env_.world_size() > 1 ? env_.make_mpi_communicator()
+                                  : dist::make_single_process_communicator();
+  rank_ = comm_->rank();
+  world_ = comm_->world_size();
+  log::info(dtune::str("dtune train: ", world_, " rank(s), ", comm_->backend(), " communicator, device ", device_,
+                       device_.is_cpu() ? dtune::str(", ", threads_, " threads/rank") : std::string()));
+}
+
+// Rank 0 takes checkpoint.output_dir's run lock (one run per folder) and refuses a fresh run into
+// a folder that holds an earlier run's checkpoints (resume it, or use another folder). Every
+// rank learns the verdict, so all stop together. REQUIRES: called on every rank.
+void Recipe::claim_output_dir() {
+  std::string why;
+  if (rank_ == 0) {
+    try {
+      run_lock_.emplace(RunLock::acquire(cfg_.checkpoint.output_dir));
+      if (cfg_.checkpoint.resume.empty()) {
+        const std::optional<std::string> earlier = find_checkpoint(cfg_.checkpoint.output_dir, "latest");
+        DTUNE_CHECK(!earlier, "checkpoint.output_dir ", cfg_.checkpoint.output_dir, " already holds ", *earlier,
+                    " from an earlier run, and checkpoint.resume is empty (a fresh run would overwrite it): continue "
+                    "that run with --checkpoint.resume=latest, or start this one in another checkpoint.output_dir");
+      }
+    } catch (const Error& e) {
+      why = e.what();
+    }
+  }
+  if (comm_->any(!why.empty())) {
+    if (rank_ == 0) throw Error(why);
+    throw Error("rank 0 could not claim checkpoint.output_dir " + cfg_.checkpoint.output_dir + " (its message says why)");
+  }
+}
+
+// This rank's shard of the pre-tokenized file, its batcher, and every epoch's length.
+void Recipe::setup_data() {
+  train_data_.emplace(Hdf5Dataset::open(cfg_.data.path, "train"));
+  SamplerOptions sampler_opts;
+  sampler_opts.seed = cfg_.data.seed;
+  sampler_opts.shuffle = cfg_.data.shuffle;
+  sampler_.emplace(train_data_->num_rows(), rank_, world_, sampler_opts);
+  BatcherOptions batch_opts;
+  batch_opts.batch_size = cfg_.data.micro_batch_size;
+  batch_opts.pack = cfg_.data.packing;
+  batch_opts.pack_length = cfg_.data.pack_length;
+  batch_opts.group_window = cfg_.data.group_by_length ? 16 : 0;
+  const PretokenizedInfo& info = train_data_->info();
+  batch_opts.pad_id = static_cast<int32_t>(info.pad_id >= 0 ? info.pad_id : std::max<int64_t>(info.eos_id, 0));
+  batcher_.emplace(*train_data_, *sampler_, batch_opts);
+  accum_ = cfg_.train.gradient_accumulation_steps;
+  micro_.resize(static_cast<size_t>(accum_));
+  for (int64_t e = 0; e < cfg_.train.epochs; ++e) epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, e));
+  if (Hdf5Dataset::read_info(cfg_.data.path).num_eval_rows > 0) eval_data_.emplace(Hdf5Dataset::open(cfg_.data.path, "eval"));
+}
+
+// The base model on this rank's device, the LoRA adapter (the same on every rank), the bucket.
+void Recipe::setup_model() {
+  DecoderOptions model_opts;
+  model_opts.dtype = precision_dtype(cfg_.train.precision);
+  model_opts.device = device_;
+  model_opts.activation_checkpointing = cfg_.train.gradient_checkpointing;
+  model_opts.checkpoint_every = cfg_.train.activation_checkpoint_every;
+  model_opts.fused_cpu_attention = cfg_.model.attention == "auto";
+  // Flash attention (varlen for packed rows) needs Ampere or newer.
+  model_opts.varlen_cuda_attention =
+      cfg_.model.attention == "auto" && (device_.is_cpu() || dist::compute_capability(device_) >= 80);
+  model_.emplace(Decoder::load(cfg_.model.path, model_opts));
+  const PretokenizedInfo& info = train_data_->info();
+  DTUNE_CHECK(info.vocab_size <= model_->config().vocab_size, "data.path ", cfg_.data.path, " was tokenized with a ",
+              info.vocab_size, "-token vocabulary but model.path ", cfg_.model.path, " has ",
+              model_->config().vocab_size, ": pretokenize with this model's tokenizer");
+  model_->add_lora(LoraOptions::from_section(cfg_.lora), cfg_.train.seed);
+  if (!cfg_.lora.init_adapter.empty()) model_->load_lora(load_peft_adapter(cfg_.lora.init_adapter, device_).tensors);
+  bucket_.emplace(model_->lora_parameters());
+  comm_->broadcast(bucket_->params(), 0);  // every rank starts from rank 0's adapter, bit for bit
+  // NCCL connects and allocates its buffers on a collective's first use: run the gradient
+  // all-reduce once now (on zeros), before activations fill the GPU, not first after a backward.
+  comm_->all_reduce(bucket_->grads(), dist::ReduceOp::kSum);
+  log::info(dtune::str("model ", cfg_.model.path, " (", model_->config().model_type, ", ",
+                       model_->num_parameters() / 1e6, "M params, ", cfg_.train.precision, "); LoRA r=", cfg_.lora.r,
+                       ": ", model_->num_lora_parameters(), " trainable params"));
+}
+
+// AdamW over the bucket, the LR schedule over the planned steps, the fp16 loss scaler.
+void Recipe::setup_optimizer() {
+  AdamWOptions adam;
+  adam.beta1 = cfg_.train.adam_beta1;
+  adam.beta2 = cfg_.train.adam_beta2;
+  adam.eps = cfg_.train.adam_epsilon;
+  adam.weight_decay = cfg_.train.weight_decay;
+  optimizer_.emplace(bucket_->params(), bucket_->grads(), adam);
+  // An epoch's last optimizer step may take fewer micro-batches (the loss is normalised by tokens).
+  state_.total_steps = 0;
+  for (const int64_t m : epoch_micro_) state_.total_steps += (m + accum_ - 1) / accum_;
+  if (cfg_.train.max_steps > 0) state_.total_steps = cfg_.train.max_steps;  // more epochs if needed
+  schedule_.emplace(cfg_.train.lr_scheduler, cfg_.train.learning_rate, state_.total_steps, cfg_.train.warmup_steps,
+                    cfg_.train.warmup_ratio);
+  scaler_.emplace(cfg_.train.precision == "fp16", cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
+  peak_tflops_ = resolve_peak_tflops(cfg_.train.peak_tflops, device_.is_cuda() ? dist::device_name(device_) : "");
+}
+
+// Restores adapter, optimizer, scaler, position and RNG from checkpoint.resume, if one exists;
+// otherwise seeds this rank's dropout stream.
+void Recipe::maybe_resume() {
+  if (!cfg_.checkpoint.resume.empty()) resumed_from_ = find_checkpoint(cfg_.checkpoint.output_dir, cfg_.checkpoint.resume);
+  if (!resumed_from_) {
+    at::manual_seed(cfg_.train.seed + static_cast<uint64_t>(rank_));  // dropout streams differ by rank
+    if (cfg_.checkpoint.resume == "latest") log::info("no checkpoint in " + cfg_.checkpoint.output_dir + ": starting fresh");
+    return;
+  }
+  const std::string stored_ini = *resumed_from_ + "/config.ini";
+  if (std::ifstream in{stored_ini}) {
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    for (const ConfigChange& c : check_resume_config(text, format_config(cfg_), *resumed_from_))
+      log::info(dtune::str("resuming with ", c.key, " = ", c.current, " (the checkpoint had ", c.stored, ")"));
+  } else {
+    log::warn("checkpoint " + *resumed_from_ + " has no config.ini: the config is not compared with it");
+  }
+  const LoadedCheckpoint ck = load_checkpoint(*resumed_from_, rank_, world_, device_);
+  model_->load_lora(ck.adapter);
+  const AdamWMoments moments = adamw_moments(ck);
+  const int64_t total_steps = state_.total_steps;
+  try {
+    state_ = ck.trainer.get<TrainerState>();
+  } catch (const Error& e) {
+    throw Error(dtune::str("checkpoint ", *resumed_from_, "/trainer_state.json: ", e.what()));
+  }
+  state_.total_steps = total_steps;  // the schedule of this run's config
+  optimizer_->load_state(moments.exp_avg, moments.exp_avg_sq, state_.optimizer_steps);
+  scaler_->load_state(state_.loss_scaler);
+  const SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
+  sampler_->check_state(reader);
+  batcher_->restore(reader);
+  restore_rng_state(device_, ck.rank_state.at("rng"), *resumed_from_,
+                    cfg_.train.seed + static_cast<uint64_t>(rank_ + state_.step * world_));
+  tally_.rows = ck.rank_state.value("epoch_rows", int64_t{0});  // absent before dtune 0.7: count from here
+  tally_.tokens = ck.rank_state.value("epoch_tokens", int64_t{0});
+  // A run resumed past cfg.train.epochs (train.max_steps) plans the epochs it reached.
+  while (static_cast<int64_t>(epoch_micro_.size()) <= state_.epoch)
+    epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, static_cast<int64_t>(epoch_micro_.size())));
+  last_saved_ = state_.step;
+  log::info(dtune::str("resumed from ", *resumed_from_, " at step ", state_.step, "/", state_.total_steps));
+}
+
+// Rank 0: metrics.jsonl, TensorBoard, the progress display, the resolved config.ini.
+void Recipe::setup_metrics() {
+  if (rank_ != 0) return;
+  MetricsOptions mo;
+  mo.output_dir = cfg_.checkpoint.output_dir;
+  mo.tensorboard = cfg_.log.tensorboard;
+  mo.progress = cfg_.log.progress;
+  mo.log_every = cfg_.log.log_every;
+  mo.total_steps = state_.total_steps;
+  mo.resume_step = resumed_from_.has_value() ? state_.step : -1;
+  metrics_ = std::make_unique<MetricsLog>(mo);
+  std::ofstream(cfg_.checkpoint.output_dir + "/config.ini") << format_config(cfg_);
+  log::info(dtune::str(train_data_->num_rows(), " train rows, ", world_, " x ", cfg_.data.micro_batch_size, " rows x ",
+                       accum_, " micro-steps per optimizer step; ", state_.total_steps, " steps; warmup ",
+                       schedule_->warmup_steps(), "; output ", cfg_.checkpoint.output_dir));
+}
+
+// Every rank moves to the next epoch together. REQUIRES: called on every rank.
+void Recipe::start_next_epoch() {
+  ++state_.epoch;
+  state_.micro_in_epoch = 0;
+  batcher_->restore(sampler_->start_state(state_.epoch));
+  if (static_cast<int64_t>(epoch_micro_.size()) == state_.epoch)
+    epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, state_.epoch));
+}
+
+// One optimizer step: the step's micro-batches, forward/backward with the loss normalised by
+// the global loss tokens, one all-reduce, the non-finite check, clipping, AdamW, the metrics.
+// REQUIRES: called on every rank.
+void Recipe::train_step() {
+  if (state_.micro_in_epoch >= epoch_micro_[state_.epoch]) start_next_epoch();
+  const double t_step = now_s();
+  // 1. This step's micro-batches and the global count of loss tokens (the normaliser). A rank
+  //    whose rows of the epoch are used up runs empty micro-batches (no rows, no tokens).
+  const int64_t n_micro = std::min(accum_, epoch_micro_[state_.epoch] - state_.micro_in_epoch);
+  int64_t local_tokens = 0, local_real = 0;
+  for (int64_t i = 0; i < n_micro; ++i) {
+    if (batcher_->rows_left()) {
+      DTUNE_CHECK(batcher_->next(micro_[i]), "internal: rank ", rank_, " ran out of batches in epoch ", state_.epoch);
+    } else {
+      micro_[i] = make_empty_batch();
+    }
+    const int64_t real = std::accumulate(micro_[i].lengths.begin(), micro_[i].lengths.end(), int64_t{0});
+    local_tokens += micro_[i].num_loss_tokens;
+    local_real += real;
+    tally_.rows += static_cast<int64_t>(micro_[i].rows.size());
+    tally_.tokens += real;
+    throughput_.flops += training_flops(micro_[i], model_->config(), model_->num_parameters());
+  }
+  const double global_tokens = comm_->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
+  // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).
+  const double global_real = comm_->all_reduce_scalar(static_cast<double>(local_real), dist::ReduceOp::kSum);
+  DTUNE_CHECK(global_tokens > 0, "step ", state_.step + 1, " has no loss tokens on any rank (all completions "
+              "truncated?); raise --max-length in pretokenize");
+
+  // 2. Forward/backward per micro-batch; the scaled loss sum / global tokens accumulates grads.
+  bucket_->zero_grads();
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device_));
+  const double loss_weight = scaler_->scale() / global_tokens;
+  {
+    // No host synchronisation from here to the all-reduce (DTUNE_CUDA_SYNC_CHECK=1 proves it).
+    const dist::HostSyncCheck no_host_sync(device_);
+    for (int64_t i = 0; i < n_micro; ++i) {
+      if (micro_[i].batch_size == 0) continue;  // empty: zero gradients, zero tokens
+      const BatchTensors b = to_tensors(micro_[i], cfg_.data.packing, device_);
+      const at::Tensor hidden = model_->forward_hidden(b.input_ids, b.position_ids, b.mask);
+      const LossSum ls = model_->loss(hidden, b.loss_targets);
+      (ls.sum * loss_weight).backward();
+      loss_sum += ls.sum.detach();
+    }
+  }
+  state_.micro_in_epoch += n_micro;
+
+  // 3. One all-reduce of the flat gradient bucket; a NaN/inf on any rank reaches every rank.
+  bucket_->copy_grads_into_bucket();
+  const double t_reduce = now_s();
+  comm_->all_reduce(bucket_->grads(), dist::ReduceOp::kSum);
+  // MPI: the whole collective, including waiting for the slowest rank. NCCL: launch only.
+  const double reduce_s = now_s() - t_reduce;
+  if (scaler_->enabled()) bucket_->grads().div_(scaler_->scale());
+  const double grad_norm = bucket_->grads().norm().item<double>();
+
+  // 4. Skip (fp16 overflow; the schedule does not advance) or clip and update.
+  const OptimizerUpdate update =
+      apply_optimizer_update(*optimizer_, *scaler_, *schedule_, bucket_->grads(), grad_norm, cfg_.train.max_grad_norm);
+  const double lr = update.lr;
+  if (update.applied) {
+    nonfinite_streak_ = 0;
+  } else {
+    DTUNE_CHECK(++nonfinite_streak_ < cfg_.train.max_nonfinite_steps, "the gradients were non-finite for ",
+                nonfinite_streak_, " steps in a row (last loss scale ", scaler_->scale(),
+                "): lower train.learning_rate, use train.precision=bf16, or check the data");
+    log::warn(dtune::str("step ", state_.step + 1, ": non-finite gradients, step skipped on every rank; loss scale now ",
+                         scaler_->scale()));
+  }
+  ++state_.step;
+
+  // 5. The metrics line (rank 0 logs; the loss all-reduce runs on every rank).
+  const double loss = comm_->all_reduce_scalar(loss_sum.item<double>(), dist::ReduceOp::kSum) / global_tokens;
+  throughput_.tokens += static_cast<int64_t>(global_real);
+  if (metrics_) {
+    const double dt = std::max(now_s() - throughput_.t_last, 1e-9);
+    const double tflops = throughput_.flops / dt / 1e12;  // achieved on this rank's device
+    const double epoch_progress = static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]);
+    Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler_->scale()},
+                 {"tokens_per_s", static_cast<double>(throughput_.tokens) / dt},
+                 {"epoch", static_cast<double>(state_.epoch) + epoch_progress},
+                 {"peak_mem_gib", dist::peak_memory_gib(device_)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
+                 {"tflops", tflops}};
+    if (peak_tflops_ > 0) m.emplace_back("mfu", tflops / peak_tflops_);
+    metrics_->log_step(state_.step, m);
+  }
+  throughput_ = Throughput{now_s(), 0, 0};
+}
+
+// Logs the epoch's rows and tokens over all ranks (rank 0 writes) and clears the tally.
+// REQUIRES: called on every rank (two all-reduces).
+void Recipe::report_epoch(double fraction_done) {
+  const double rows = comm_->all_reduce_scalar(static_cast<double>(tally_.rows), dist::ReduceOp::kSum);
+  const double tokens = comm_->all_reduce_scalar(static_cast<double>(tally_.tokens), dist::ReduceOp::kSum);
+  tally_ = EpochTally{};
+  if (!metrics_) return;
+  Metrics m = {{"epoch", static_cast<double>(state_.epoch + 1)}, {"rows", rows}, {"tokens", tokens},
+               {"train_rows", static_cast<double>(train_data_->num_rows())}};
+  if (fraction_done < 1.0) m.emplace_back("fraction_done", fraction_done);
+  metrics_->log_epoch(state_.step, m);
+}
+
+// Eval loss over the eval split (every rank takes part). REQUIRES: called on every rank.
+void Recipe::evaluate(int64_t at_step) {
+  if (!eval_data_) return;
+  const double t_eval = now_s();
+  const EvalResult r = dtune::evaluate(*model_, *eval_data_, *comm_, device_, cfg_.data.micro_batch_size);
+  if (metrics_)
+    metrics_->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)},
+                                 {"eval_s", now_s() - t_eval}});
+}
+
+// checkpoint-STEP: the adapter, optimizer and trainer state, every rank's reader and RNG.
+// REQUIRES: called on every rank.
+void Recipe::save_checkpoint(const char* why) {
+  CheckpointData data;
+  data.step = state_.step;
+  state_.optimizer_steps = optimizer_->steps_taken();
+  state_.loss_scaler = scaler_->state();
+  state_.world_size = world_;
+  state_.dtune_version = DTUNE_VERSION;
+  data.trainer = state_;
+  data.adapter_config = adapter_config(cfg_);
+  for (const auto& [name, t] : bucket_->named()) data.adapter.emplace_back(name, t.detach());
+  data.optimizer = {{"exp_avg", optimizer_->exp_avg()}, {"exp_avg_sq", optimizer_->exp_avg_sq()}};
+  data.config_ini = format_config(cfg_);
+  const RankState mine = {{"reader", batcher_->state()}, {"rng", save_rng_state(device_)},
+                          {"epoch_rows", tally_.rows}, {"epoch_tokens", tally_.tokens}};
+  const std::string path = dtune::save_checkpoint(*comm_, cfg_.checkpoint.output_dir, data, mine, cfg_.checkpoint.keep_last);
+  if (metrics_) metrics_->finish_line();
+  log::info(dtune::str("checkpoint ", path, " (", why, ")"));
+  last_saved_ = state_.step;
+}
+
+// The end: a cut epoch's report, the final checkpoint and eval, the adapter, the generation
+// test. REQUIRES: called on every rank.
+void Recipe::finish() {
+  if (state_.micro_in_epoch > 0 && state_.micro_in_epoch < epoch_micro_[state_.epoch])  // max_steps ended mid-epoch
+    report_epoch(static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]));
+  if (last_saved_ != state_.step) save_checkpoint("end of training");
+  evaluate(state_.step);
+  if (rank_ == 0) {
+    std::vector<std::pair<std::string, at::Tensor>> adapter;
+    for (const auto& [name, t] : bucket_->named()) adapter.emplace_back(name, t.detach());
+    const std::string dir = cfg_.checkpoint.output_dir + "/adapter";
+    save_peft_adapter(dir, adapter_config(cfg_), adapter);  // staged: replaces an older adapter whole
+    metrics_->finish_line();
+    log::info(dtune::str("done: ", state_.step, " steps in ", static_cast<int64_t>(now_s() - t_start_), " s; adapter in ",
+                         dir, " (PeftModel.from_pretrained loads it); peak memory ", dist::peak_memory_gib(device_),
+                         " GiB on rank 0"));
+  }
+  if (rank_ == 0 && cfg_.generate.enabled) run_generation_test();
+  comm_->barrier();
+}
+
+// Rank 0 answers the configured prompt with the trained adapter, streaming the text, and saves
+// it in output_dir/generation.txt.
+void Recipe::run_generation_test() {
+  model_->set_training(false);
+  const Tokenizer tokenizer = Tokenizer::load(cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer);
+  const FormattedPrompt prompt = format_prompt(cfg_.generate.prompt_template, cfg_.generate.prompt, cfg_.model.path);
+  GenerateOptions gen;
+  gen.max_new_tokens = cfg_.generate.max_new_tokens;
+  gen.sampling.temperature = cfg_.generate.temperature;
+  gen.sampling.top_p = cfg_.generate.top_p;
+  gen.sampling.top_k = cfg_.generate.top_k;
+  gen.sampling.repetition_penalty = cfg_.generate.repetition_penalty;
+  gen.sampling.seed = cfg_.generate.seed;
+  gen.add_special_tokens = prompt.add_special_tokens;
+  log::info("generation test (" + cfg_.generate.prompt_template + " prompt):\n" + cfg_.generate.prompt + "\n---");
+  const std::string answer = generate_text(*model_, tokenizer, prompt.text, gen, [](std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  std::ofstream(cfg_.checkpoint.output_dir + "/generation.txt") << "prompt: " << cfg_.generate.prompt << "\n\nanswer:\n"
+                                                                << answer << "\n";
 }
 
 }  // namespace
 
 int run_training(const Config& cfg, dist::MpiEnv& env) {
-  validate(cfg);
-  const double t_start = now_s();
-  // First, so that a signal arriving during the (long) setup is honoured, not fatal.
-  install_preemption_handlers();
-
-  // ---- Device, threads, communicator -------------------------------------------------------
-  const c10::Device device = dist::select_device(cfg.train.device, env.local_rank());
-  const int threads = cfg.train.threads > 0
-                          ? static_cast<int>(cfg.train.threads)
-                          : default_threads_per_rank(env.local_size());
-  if (device.is_cpu()) at::set_num_threads(threads);
-  if (cfg.train.deterministic) {
-    // cuBLAS is deterministic only with a fixed workspace; it reads this before its first GEMM
-    // (none has run yet). A value the user exported is kept.
-    if (device.is_cuda()) DTUNE_CHECK(setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0) == 0, "setenv failed");
-    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
-  }
-  std::unique_ptr<dist::Communicator> comm =
-      device.is_cuda() ? env.make_nccl_communicator(device.index(), cfg.train.nccl_timeout)
-      : env.world_size() > 1 ? env.make_mpi_communicator()
-                             : dist::make_single_process_communicator();
-  const int rank = comm->rank(), world = comm->world_size();
-  log::info(dtune::str("dtune train: ", world, " rank(s), ", comm->backend(), " communicator, device ", device,
-                       device.is_cpu() ? dtune::str(", ", threads, " threads/rank") : std::string()));
-
-  // ---- Data: this rank's shard of the pre-tokenized file ------------------------------------
-  const Hdf5Dataset train_data = Hdf5Dataset::open(cfg.data.path, "train");
-  SamplerOptions sampler_opts;
-  sampler_opts.seed = cfg.data.seed;
-  sampler_opts.shuffle = cfg.data.shuffle;
-  const ShardSampler sampler(train_data.num_rows(), rank, world, sampler_opts);
-  BatcherOptions batch_opts;
-  batch_opts.batch_size = cfg.data.micro_batch_size;
-  batch_opts.pack = cfg.data.packing;
-  batch_opts.pack_length = cfg.data.pack_length;
-  batch_opts.group_window = cfg.data.group_by_length ? 16 : 0;
-  const PretokenizedInfo& info = train_data.info();
-  batch_opts.pad_id = static_cast<int32_t>(info.pad_id >= 0 ? info.pad_id : std::max<int64_t>(info.eos_id, 0));
-  Batcher batcher(train_data, sampler, batch_opts);
-
-  // ---- Model and adapter ---------------------------------------------------------------------
-  DecoderOptions model_opts;
-  model_opts.dtype = precision_dtype(cfg.train.precision);
-  model_opts.device = device;
-  model_opts.activation_checkpointing = cfg.train.gradient_checkpointing;
-  model_opts.checkpoint_every = cfg.train.checkpoint_every;
-  model_opts.fused_cpu_attention = cfg.model.attention == "auto";
-  // Flash attention (varlen for packed rows) needs Ampere or newer.
-  model_opts.varlen_cuda_attention = cfg.model.attention == "auto" && (device.is_cpu() || dist::compute_capability(device) >= 80);
-  Decoder model = Decoder::load(cfg.model.path, model_opts);
-  DTUNE_CHECK(info.vocab_size <= model.config().vocab_size, "data.path ", cfg.data.path, " was tokenized with a ",
-              info.vocab_size, "-token vocabulary but model.path ", cfg.model.path, " has ",
-              model.config().vocab_size, ": pretokenize with this model's tokenizer");
-  model.add_lora(LoraOptions::from_section(cfg.lora), cfg.train.seed);
-  if (!cfg.lora.init_adapter.empty()) model.load_lora(load_peft_adapter(cfg.lora.init_adapter, device).tensors);
-  ParamBucket bucket(model.lora_parameters());
-  comm->broadcast(bucket.params(), 0);  // every rank starts from rank 0's adapter, bit for bit
-  // NCCL connects and allocates its buffers on a collective's first use: run the gradient
-  // all-reduce once now (on zeros), before activations fill the GPU, not first after a backward.
-  comm->all_reduce(bucket.grads(), dist::ReduceOp::kSum);
-  log::info(dtune::str("model ", cfg.model.path, " (", model.config().model_type, ", ",
-                       model.num_parameters() / 1e6, "M params, ", cfg.train.precision, "); LoRA r=", cfg.lora.r,
-                       ": ", model.num_lora_parameters(), " trainable params"));
-
-  // ---- Optimizer, schedule, loss scale ----------------------------------------------------------
-  AdamWOptions adam;
-  adam.beta1 = cfg.train.adam_beta1;
-  adam.beta2 = cfg.train.adam_beta2;
-  adam.eps = cfg.train.adam_epsilon;
-  adam.weight_decay = cfg.train.weight_decay;
-  AdamW optimizer(bucket.params(), bucket.grads(), adam);
-  // An epoch is the micro-batches every rank has (the minimum over ranks), grouped by accum; its
-  // last optimizer step may take fewer micro-batches (the loss is normalised by tokens anyway).
-  const int64_t accum = cfg.train.gradient_accumulation_steps;
-  std::vector<int64_t> epoch_micro;  // micro-batches per epoch, computed on demand (collective)
-  auto micro_in = [&](int64_t e) {
-    while (static_cast<int64_t>(epoch_micro.size()) <= e)
-      epoch_micro.push_back(micro_batches_in_epoch(batcher, *comm, static_cast<int64_t>(epoch_micro.size())));
-    return epoch_micro[static_cast<size_t>(e)];
-  };
-  int64_t total_steps = 0;
-  for (int64_t e = 0; e < cfg.train.epochs; ++e) total_steps += (micro_in(e) + accum - 1) / accum;
-  DTUNE_CHECK(micro_in(0) > 0, "data.path ", cfg.data.path, " gives rank ", rank, " no batch");
-  if (cfg.train.max_steps > 0) total_steps = cfg.train.max_steps;  // more epochs if needed
-  const LrSchedule schedule(cfg.train.lr_scheduler, cfg.train.learning_rate, total_steps, cfg.train.warmup_steps,
-                            cfg.train.warmup_ratio);
-  LossScaler scaler(cfg.train.precision == "fp16", cfg.train.loss_scale_init, cfg.train.loss_scale_growth_interval);
-  const double peak_tflops = resolve_peak_tflops(cfg.train.peak_tflops, device.is_cuda() ? dist::device_name(device) : "");
-
-  // ---- Resume --------------------------------------------------------------------------------
-  int64_t step = 0, epoch = 0, micro_in_epoch = 0;
-  std::optional<std::string> resume_from;
-  if (!cfg.checkpoint.resume.empty()) resume_from = find_checkpoint(cfg.checkpoint.output_dir, cfg.checkpoint.resume);
-  if (resume_from) {
-    const LoadedCheckpoint ck = load_checkpoint(*resume_from, rank, world, device);
-    model.load_lora(ck.adapter);
-    at::Tensor exp_avg, exp_avg_sq;
-    for (const auto& [name, t] : ck.optimizer) (name == "exp_avg" ? exp_avg : exp_avg_sq) = t;
-    optimizer.load_state(exp_avg, exp_avg_sq, ck.trainer.at("optimizer_steps").get<int64_t>());
-    scaler.load_state(ck.trainer.at("loss_scaler"));
-    step = ck.trainer.at("step").get<int64_t>();
-    epoch = ck.trainer.at("epoch").get<int64_t>();
-    micro_in_epoch = ck.trainer.at("micro_in_epoch").get<int64_t>();
-    SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
-    sampler.check_state(reader);
-    batcher.restore(reader);
-    restore_rng_state(device, ck.rank_state.at("rng"), *resume_from, cfg.train.seed + static_cast<uint64_t>(rank + step * world));
-    log::info(dtune::str("resumed from ", *resume_from, " at step ", step, "/", total_steps));
-  } else {
-    at::manual_seed(cfg.train.seed + static_cast<uint64_t>(rank));  // dropout streams differ by rank
-    if (cfg.checkpoint.resume == "latest") log::info("no checkpoint in " + cfg.checkpoint.output_dir + ": starting fresh");
-  }
-
-  // ---- What the user watches ----------------------------------------------------------------
-  std::unique_ptr<MetricsLog> metrics;
-  if (rank == 0) {
-    MetricsOptions mo;
-    mo.output_dir = cfg.checkpoint.output_dir;
-    mo.tensorboard = cfg.log.tensorboard;
-    mo.progress = cfg.log.progress;
-    mo.log_every = cfg.log.log_every;
-    mo.total_steps = total_steps;
-    mo.resume_step = resume_from.has_value() ? step : -1;
-    metrics = std::make_unique<MetricsLog>(mo);
-    std::ofstream(cfg.checkpoint.output_dir + "/config.ini") << format_config(cfg);
-    log::info(dtune::str(train_data.num_rows(), " train rows, ", world, " x ", cfg.data.micro_batch_size, " rows x ",
-                         accum, " micro-steps per optimizer step; ", total_steps, " steps; warmup ",
-                         schedule.warmup_steps(), "; output ", cfg.checkpoint.output_dir));
-  }
-  std::optional<Hdf5Dataset> eval_data;
-  if (Hdf5Dataset::read_info(cfg.data.path).num_eval_rows > 0) eval_data.emplace(Hdf5Dataset::open(cfg.data.path, "eval"));
-  auto run_eval = [&](int64_t at_step) {
-    if (!eval_data) return;
-    const double t_eval = now_s();
-    const EvalResult r = evaluate(model, *eval_data, *comm, device, cfg.data.micro_batch_size);
-    if (metrics) metrics->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)},
-                                             {"eval_s", now_s() - t_eval}});
-  };
-  auto checkpoint_now = [&](const char* why) {
-    CheckpointData data;
-    data.step = step;
-    data.trainer = {{"step", step}, {"epoch", epoch}, {"micro_in_epoch", micro_in_epoch},
-                    {"optimizer_steps", optimizer.steps_taken()}, {"total_steps", total_steps},
-                    {"loss_scaler", scaler.state()}, {"world_size", world}, {"dtune_version", DTUNE_VERSION}};
-    data.adapter_config = adapter_config(cfg);
-    for (const auto& [name, t] : bucket.named()) data.adapter.emplace_back(name, t.detach());
-    data.optimizer = {{"exp_avg", optimizer.exp_avg()}, {"exp_avg_sq", optimizer.exp_avg_sq()}};
-    data.config_ini = format_config(cfg);
-    const RankState mine = {{"reader", batcher.state()}, {"rng", save_rng_state(device)}};
-    const std::string path = save_checkpoint(*comm, cfg.checkpoint.output_dir, data, mine, cfg.checkpoint.keep_last);
-    if (metrics) metrics->finish_line();
-    log::info(dtune::str("checkpoint ", path, " (", why, ")"));
-  };
-
-  // ---- The loop ------------------------------------------------------------------------------
-  model.set_training(true);
-  int64_t nonfinite_streak = 0, tokens_since_log = 0;
-  double flops_since_log = 0;
-  double t_log = now_s();
-  int64_t last_saved = resume_from ? step : -1;
-  bool preempted = false;
-  std::vector<Batch> micro(static_cast<size_t>(accum));
-  while (step < total_steps) {
-    if (micro_in_epoch >= micro_in(epoch)) {  // every rank moves on together
-      ++epoch;
-      micro_in_epoch = 0;
-      batcher.restore(sampler.start_state(epoch));
-    }
-    const double t_step = now_s();
-    // 1. This step's micro-batches and the global count of loss tokens (the normaliser).
-    const int64_t n_micro = std::min(accum, micro_in(epoch) - micro_in_epoch);
-    int64_t local_tokens = 0, local_real = 0;
-    for (int64_t i = 0; i < n_micro; ++i) {
-      DTUNE_CHECK(batcher.next(micro[i]), "internal: rank ", rank, " ran out of batches in epoch ", epoch);
-      local_tokens += micro[i].num_loss_tokens;
-      local_real += std::accumulate(micro[i].lengths.begin(), micro[i].lengths.end(), int64_t{0});
-      flops_since_log += training_flops(micro[i], model.config(), model.num_parameters());
-    }
-    const double global_tokens = comm->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
-    // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).
-    const double global_real = comm->all_reduce_scalar(static_cast<double>(local_real), dist::ReduceOp::kSum);
-    DTUNE_CHECK(global_tokens > 0, "step ", step + 1, " has no loss tokens on any rank (all completions "
-                "truncated?); raise --max-length in pretokenize");
-
-    // 2. Forward/backward per micro-batch; the scaled loss sum / global tokens accumulates grads.
-    bucket.zero_grads();
-    at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
-    const double loss_weight = scaler.scale() / global_tokens;
-    {
-      // No host synchronisation from here to the all-reduce (DTUNE_CUDA_SYNC_CHECK=1 proves it).
-      const dist::HostSyncCheck no_host_sync(device);
-      for (int64_t i = 0; i < n_micro; ++i) {
-        const BatchTensors b = to_tensors(micro[i], cfg.data.packing, device);
-        const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
-        const LossSum ls = model.loss(hidden, b.loss_targets);
-        (ls.sum * loss_weight).backward();
-        loss_sum += ls.sum.detach();
-      }
-    }
-    micro_in_epoch += n_micro;
-
-    // 3. One all-reduce of the flat gradient bucket; a NaN/inf on any rank reaches every rank.
-    bucket.gather_grads();
-    const double t_reduce = now_s();
-    comm->all_reduce(bucket.grads(), dist::ReduceOp::kSum);
-    // MPI: the whole collective, including waiting for the slowest rank. NCCL: launch only.
-    const double reduce_s = now_s() - t_reduce;
-    if (scaler.enabled()) bucket.grads().div_(scaler.scale());
-    const double grad_norm = bucket.grads().norm().item<double>();
-
-    // 4. Skip (fp16 overflow; the schedule does not advance) or clip and update.
-    const OptimizerUpdate update =
-        apply_optimizer_update(optimizer, scaler, schedule, bucket.grads(), grad_norm, cfg.train.max_grad_norm);
-    const double lr = update.lr;
-    if (update.applied) {
-      nonfinite_streak = 0;
-    } else {
-      DTUNE_CHECK(++nonfinite_streak < cfg.train.max_nonfinite_steps, "the gradients were non-finite for ",
-                  nonfinite_streak, " steps in a row (last loss scale ", scaler.scale(),
-                  "): lower train.learning_rate, use train.precision=bf16, or check the data");
-      log::warn(dtune::str("step ", step + 1, ": non-finite gradients, step skipped on every rank; loss scale now ",
-                           scaler.scale()));
-    }
-    ++step;
-
-    // 5. Report, eval, checkpoint, preemption.
-    const double loss = comm->all_reduce_scalar(loss_sum.item<double>(), dist::ReduceOp::kSum) / global_tokens;
-    tokens_since_log += static_cast<int64_t>(global_real);
-    if (metrics) {
-      const double dt = std::max(now_s() - t_log, 1e-9);
-      const double tflops = flops_since_log / dt / 1e12;  // achieved on this rank's device
-      Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler.scale()},
-                   {"tokens_per_s", tokens_since_log / dt},
-                   {"epoch", epoch + static_cast<double>(micro_in_epoch) / static_cast<double>(micro_in(epoch))},
-                   {"peak_mem_gib", dist::peak_memory_gib(device)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
-                   {"tflops", tflops}};
-      if (peak_tflops > 0) m.emplace_back("mfu", tflops / peak_tflops);
-      metrics->log_step(step, m);
-    }
-    t_log = now_s();
-    tokens_since_log = 0;
-    flops_since_log = 0;
-    if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && step < total_steps) {
-      run_eval(step);
-      model.set_training(true);
-    }
-    if (cfg.checkpoint.save_every > 0 && step % cfg.checkpoint.save_every == 0 && step < total_steps) {
-      checkpoint_now("save_every");
-      last_saved = step;
-    }
-    if (comm->any(preemption_requested())) {
-      if (last_saved != step) checkpoint_now("preempted");
-      preempted = true;
-      break;
-    }
-  }
-  if (preempted) {
-    log::info(dtune::str("preempted at step ", step, ": checkpoint written; exiting with code ", kExitPreempted,
-                         " so the job script requeues"));
-    return kExitPreempted;
-  }
-
-  // ---- The end: final eval, checkpoint, adapter, generation test -----------------------------
-  if (last_saved != step) checkpoint_now("end of training");
-  run_eval(step);
-  if (rank == 0) {
-    std::vector<std::pair<std::string, at::Tensor>> adapter;
-    for (const auto& [name, t] : bucket.named()) adapter.emplace_back(name, t.detach());
-    const std::string dir = cfg.checkpoint.output_dir + "/adapter";
-    save_peft_adapter(dir, adapter_config(cfg), adapter);  // staged: replaces an older adapter whole
-    metrics->finish_line();
-    log::info(dtune::str("done: ", step, " steps in ", static_cast<int64_t>(now_s() - t_start), " s; adapter in ", dir,
-                         " (PeftModel.from_pretrained loads it); peak memory ", dist::peak_memory_gib(device), " GiB on rank 0"));
-  }
-  if (rank == 0 && cfg.generate.enabled) {
-    model.set_training(false);
-    const Tokenizer tokenizer = Tokenizer::load(cfg.model.tokenizer.empty() ? cfg.model.path : cfg.model.tokenizer);
-    const FormattedPrompt prompt = format_prompt(cfg.generate.prompt_template, cfg.generate.prompt, cfg.model.path);
-    GenerateOptions gen;
-    gen.max_new_tokens = cfg.generate.max_new_tokens;
-    gen.sampling.temperature = cfg.generate.temperature;
-    gen.sampling.top_p = cfg.generate.top_p;
-    gen.sampling.top_k = cfg.generate.top_k;
-    gen.sampling.repetition_penalty = cfg.generate.repetition_penalty;
-    gen.sampling.seed = cfg.generate.seed;
-    gen.add_special_tokens = prompt.add_special_tokens;
-    log::info("generation test (" + cfg.generate.prompt_template + " prompt):\n" + cfg.generate.prompt + "\n---");
-    const std::string answer = generate_text(model, tokenizer, prompt.text, gen, [](std::string_view piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-    });
-    std::printf("\n");
-    std::ofstream(cfg.checkpoint.output_dir + "/generation.txt") << "prompt: " << cfg.generate.prompt << "\n\nanswer:\n"
-                                                                  << answer << "\n";
-  }
-  comm->barrier();
-  return kExitOk;
+  Recipe recipe(cfg, env);
+  return recipe.run();
 }
 
 }  // namespace dtune

@@ -120,3 +120,12 @@ BOOST_AUTO_TEST_CASE(format_then_load_round_trips) {
   BOOST_TEST(back.lora.target_modules.size() == 3u);
   fs::remove(ini);
 }
+
+BOOST_AUTO_TEST_CASE(a_renamed_key_names_its_new_name) {
+  const std::string ini = write_ini("[train]\ncheckpoint_every = 2\n");
+  expect_error([&] { load_config(ini, {}); },
+               {"option train.checkpoint_every (" + ini + ") is now train.activation_checkpoint_every", "rename it"});
+  expect_error([] { load_config("", {"--train.checkpoint_every=2"}); },
+               {"option train.checkpoint_every (command line) is now train.activation_checkpoint_every"});
+  BOOST_TEST(load_config("", {"--train.activation_checkpoint_every=2"}).train.activation_checkpoint_every == 2);
+}

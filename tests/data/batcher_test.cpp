@@ -3,6 +3,8 @@
 // and exact resume from a saved state.
 #include "dtune/data/batcher.h"
 
+#include <algorithm>
+
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
@@ -142,4 +144,78 @@ BOOST_AUTO_TEST_CASE(restoring_a_saved_state_continues_exactly) {
     BOOST_TEST_INFO("pack=" << pack);
     BOOST_TEST(got == expect);
   }
+}
+
+// Every row once per epoch, counted from the batches each simulated rank runs under the
+// trainer's rule (the epoch lasts the most micro-batches any rank has; a rank whose rows are
+// used up runs empty micro-batches): padded, grouped and packed, 1 to 4 ranks, shuffled or
+// not, two epochs. Row lengths are chosen so packing gives ranks different batch counts. The
+// expected count of a row is its count in the sampler's global order: 1, or 2 for the
+// documented wrap-around of an uneven split.
+BOOST_AUTO_TEST_CASE(every_row_is_trained_once_per_epoch_on_any_number_of_ranks) {
+  dtune::test::ScratchDir dir("batch_every_row");
+  std::vector<int32_t> lengths, prompts;
+  for (int i = 0; i < 23; ++i) {
+    lengths.push_back(i % 2 == 0 ? 3 + (i * 5) % 7 : 12 + (i * 3) % 9);  // short, long, ...
+    prompts.push_back(1 + i % 3);
+  }
+  dtune::test::write_synthetic_h5(dir.file("d.h5"), dtune::test::make_rows(lengths, prompts));
+  const Hdf5Dataset data = Hdf5Dataset::open(dir.file("d.h5"), "train");
+  struct Mode {
+    const char* name;
+    BatcherOptions options;
+  };
+  const Mode modes[] = {{"padded", BatcherOptions{2, false, 0, 0, 0}},
+                        {"grouped", BatcherOptions{2, false, 0, 3, 0}},
+                        {"packed", BatcherOptions{1, true, 24, 0, 0}},
+                        {"packed x2", BatcherOptions{2, true, 32, 0, 0}}};
+  bool ranks_differed = false;  // the packed cases must exercise uneven per-rank counts
+  for (const Mode& mode : modes) {
+    for (int world = 1; world <= 4; ++world) {
+      for (bool shuffle : {false, true}) {
+        std::vector<ShardSampler> samplers;
+        for (int r = 0; r < world; ++r) samplers.emplace_back(23, r, world, SamplerOptions{7, shuffle, false});
+        std::vector<Batcher> batchers;
+        for (int r = 0; r < world; ++r) batchers.emplace_back(data, samplers[r], mode.options);
+        for (int64_t epoch = 0; epoch < 2; ++epoch) {
+          BOOST_TEST_INFO(mode.name << ", " << world << " rank(s), shuffle " << shuffle << ", epoch " << epoch);
+          std::vector<int64_t> per_rank;
+          for (int r = 0; r < world; ++r) {
+            batchers[r].restore(samplers[r].start_state(epoch));
+            per_rank.push_back(batchers[r].batches_in_epoch(epoch));
+          }
+          const int64_t micro = *std::max_element(per_rank.begin(), per_rank.end());
+          ranks_differed |= *std::min_element(per_rank.begin(), per_rank.end()) != micro;
+          std::vector<int> trained(23, 0);
+          for (int r = 0; r < world; ++r) {
+            int64_t ran = 0;
+            for (int64_t i = 0; i < micro; ++i) {
+              Batch b = dtune::make_empty_batch();
+              if (batchers[r].rows_left()) {
+                BOOST_REQUIRE(batchers[r].next(b));
+                ++ran;
+              }
+              for (int64_t row : b.rows) ++trained[static_cast<size_t>(row)];
+            }
+            BOOST_TEST(ran == per_rank[r]);            // batches_in_epoch() counts next() exactly
+            BOOST_TEST(!batchers[r].rows_left());      // nothing of the epoch is left behind
+          }
+          std::vector<int> expect(23, 0);
+          for (int64_t row : samplers[0].global_order(epoch)) ++expect[static_cast<size_t>(row)];
+          BOOST_TEST(trained == expect, boost::test_tools::per_element());
+          for (int c : expect) BOOST_TEST((c == 1 || (c == 2 && 23 % world != 0)));
+        }
+      }
+    }
+  }
+  BOOST_TEST(ranks_differed);
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_batch_has_no_rows_and_no_loss_tokens) {
+  const Batch b = dtune::make_empty_batch();
+  BOOST_TEST(b.batch_size == 0);
+  BOOST_TEST(b.rows.empty());
+  BOOST_TEST(b.lengths.empty());
+  BOOST_TEST(b.num_loss_tokens == 0);
+  BOOST_TEST(b.cu_seqlens == (std::vector<int32_t>{0}), boost::test_tools::per_element());
 }

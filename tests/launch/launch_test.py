@@ -274,6 +274,23 @@ class SlurmJobs(unittest.TestCase):
         does): SIGTERM to the script and the ranks, which checkpoint within KillWait; Slurm
         requeues, and the next allocation resumes."""
         self.interrupt_and_finish("requeued_term", lambda j: sh(["scontrol", "requeue", str(j)]), "SIGTERM")
+    def test_4_a_fresh_submission_into_an_earlier_run_is_refused(self):
+        """sbatch of a config whose output folder holds an earlier run's checkpoints (no --resume,
+        not a requeue) fails before the ranks start, naming the checkpoint and both ways out; the
+        earlier run's files are untouched."""
+        ref_losses, _ = self.reference()
+        out = os.path.join(WORK, "uninterrupted")
+        before = sorted(os.listdir(out))
+        jid, _, log_path = self.submit("uninterrupted")
+        f = wait_for(jid, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+        log = read(log_path)
+        self.assertEqual((f["JobState"], f["ExitCode"]), ("FAILED", "2:0"), log[-3000:])
+        self.assertIn(f"checkpoint.output_dir {out} already holds {out}/checkpoint-{self.STEPS}", log)
+        self.assertIn("--resume", log)
+        self.assertIn("--checkpoint.output_dir=NEW_FOLDER", log)
+        self.assertEqual(sorted(os.listdir(out)), before)
+        self.assertEqual(train_losses(out), ref_losses)
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

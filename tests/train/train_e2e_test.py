@@ -231,6 +231,98 @@ class TrainE2E(unittest.TestCase):
         for k, v in ref.items():
             self.assertTrue((got[k] == v).all(), k)
 
+    def test_one_run_per_output_folder_and_resume_only_as_the_same_run(self):
+        """A second job on a folder that a running job uses fails at start naming the first (its
+        pid), and the first is untouched; after the first stops (SIGUSR1: checkpoint, exit 75,
+        lock released), a fresh run into the folder is refused (it holds checkpoints), and a
+        resume with another learning rate is refused naming the key; the same run resumes."""
+        out = os.path.join(WORK, "one_folder")
+        args = base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1000"])
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + args
+        first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 240
+            while time.time() < deadline and not os.path.exists(os.path.join(out, "metrics.jsonl")):
+                time.sleep(0.2)
+            with open(os.path.join(out, ".dtune-run.lock")) as f:
+                lock = json.load(f)
+            second = mpirun(2, args, check=False)
+            self.assertNotEqual(second.returncode, 0)
+            self.assertIn(f"checkpoint.output_dir {out} is in use by another run (pid {lock['pid']} on {lock['host']}",
+                          second.stderr)
+            self.assertIsNone(first.poll(), "the first run was disturbed")
+            pids = subprocess.run(["pgrep", "-f", f"checkpoint.output_dir={out}"], capture_output=True, text=True).stdout.split()
+            for r in [int(x) for x in pids if int(x) != first.pid and read_cmdline(int(x)).startswith(DTUNE)]:
+                os.kill(r, signal.SIGUSR1)
+            _, err = first.communicate(timeout=240)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        self.assertEqual(first.returncode, 75, err[-2000:])
+        self.assertFalse(os.path.exists(os.path.join(out, ".dtune-run.lock")))
+        ck = [d for d in os.listdir(out) if d.startswith("checkpoint-")]
+        self.assertEqual(len(ck), 1)
+        fresh = mpirun(2, args, check=False)
+        self.assertNotEqual(fresh.returncode, 0)
+        self.assertIn(f"already holds {out}/{ck[0]} from an earlier run", fresh.stderr)
+        changed = mpirun(2, args + ["--checkpoint.resume=latest", "--train.learning_rate=1e-3"], check=False)
+        self.assertNotEqual(changed.returncode, 0)
+        self.assertIn("train.learning_rate: 0.002 in the checkpoint, 0.001 now", changed.stderr)
+        step = int(ck[0].split("-")[1])
+        same = mpirun(2, [a for a in args if not a.startswith("--train.max_steps=")] +
+                      [f"--train.max_steps={step + 1}", "--checkpoint.resume=latest", "--train.eval_every=7"],
+                      check=False)
+        self.assertNotEqual(same.returncode, 0)
+        self.assertIn("these keys change what the run computes\n  train.max_steps", same.stderr)  # the schedule
+        self.assertNotIn("train.eval_every:", same.stderr)
+
+    def test_packing_trains_every_row_once_on_any_number_of_ranks(self):
+        """Rows of 8, 20, 8 and 20 tokens (prompts 2, 4, 2, 4), packed into 32, micro-batch 1,
+        accumulation 2, no shuffle, 2 epochs. On 2 ranks rank 0's rows fill one packed sequence
+        and rank 1's need two: the epoch lasts 2 micro-batches and rank 0 runs an empty one, so
+        each epoch is one step over all four rows. Step 1's loss is the base model's loss on the
+        four rows by transformers (LoRA B starts at 0; 1e-5 relative: fp32, other kernels); packed
+        on 2 ranks, packed on 1 rank and padded on 2 ranks agree per step to 1e-6 relative (only
+        the summation order differs); every epoch reports 4 rows and 56 tokens trained."""
+        rows_path = os.path.join(WORK, "uneven.jsonl")
+        with open(rows_path, "w") as f:
+            for p, c in (("x x", " y" * 5), ("x x x x", " y" * 15), ("z z", " w" * 5), ("q q q q", " v" * 15)):
+                f.write(json.dumps({"P": p, "C": c}) + "\n")
+        template = os.path.join(WORK, "uneven.template")
+        with open(template, "w") as f:
+            f.write("{P}{@completion}{C}\n")
+        data = os.path.join(WORK, "uneven.h5")
+        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", rows_path, "--output", data,
+            "--template-file", template, "--eval-fraction", "0", "--no-progress"])
+        import h5py
+        with h5py.File(data, "r") as f:
+            lengths = list(f["train/offsets"][1:] - f["train/offsets"][:-1])
+            prompts = list(f["train/prompt_lengths"][:])
+        self.assertEqual((lengths, prompts), ([8, 20, 8, 20], [2, 4, 2, 4]), "the case needs these shapes")
+
+        def run(name, np_, packed):
+            out = os.path.join(WORK, "uneven_" + name)
+            args = [a for a in base_args(out, 1) if not a.startswith(("--data.path=", "--train.warmup_steps="))]
+            args += ["--data.path=" + data, "--data.shuffle=false", "--train.epochs=2", "--train.warmup_steps=0",
+                     "--data.packing=" + ("true" if packed else "false"), "--data.pack_length=32"]
+            mpirun(np_, args)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                epochs = [json.loads(l) for l in f if json.loads(l)["kind"] == "epoch"]
+            return losses(out)[0], epochs
+
+        packed2, epochs2 = run("packed_np2", 2, True)
+        packed1, _ = run("packed_np1", 1, True)
+        padded2, _ = run("padded_np2", 2, False)
+        self.assertEqual(len(packed2), 2)
+        ref = json.loads(sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "base-loss", MODEL, data,
+                             "train"]).stdout)
+        self.assertTrue(rel_close(packed2[0], ref["loss"], 1e-5), f"dtune {packed2[0]} vs transformers {ref['loss']}")
+        for other, name in ((packed1, "packed on 1 rank"), (padded2, "padded on 2 ranks")):
+            self.assertEqual(len(other), 2)
+            for i, (a, b) in enumerate(zip(packed2, other)):
+                self.assertTrue(rel_close(a, b, 1e-6), f"step {i + 1}: packed on 2 ranks {a} vs {name} {b}")
+        self.assertEqual([(e["epoch"], e["rows"], e["tokens"], e["train_rows"]) for e in epochs2],
+                         [(1, 4, 56, 4), (2, 4, 56, 4)])
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(param_bucket_is_one_flat_buffer) {
   const at::Tensor x = at::randn({3, 8});
   (x.matmul(a.t()).matmul(b.t())).sum().backward();
   (x.matmul(a.t()).matmul(b.t())).sum().backward();
-  bucket.gather_grads();
+  bucket.copy_grads_into_bucket();
   BOOST_TEST(a.grad().data_ptr() == bucket.grads().data_ptr());
   const at::Tensor ga = a.grad().clone();
   at::Tensor a2 = a.detach().clone().requires_grad_(), b2 = b.detach().clone().requires_grad_();

@@ -57,11 +57,11 @@ struct TrainSection {
   std::string lr_scheduler = "linear";  // linear | cosine | constant (after warmup)
   double max_grad_norm = 0.3;         // global L2 clip; 0 = no clipping
   bool gradient_checkpointing = true; // recompute each layer in backward (less memory)
-  int64_t checkpoint_every = 1;       // with gradient_checkpointing: recompute layers 0, N, 2N, ...;
-                                      // 1 = every layer (transformers); 2 = half the recompute
-                                      // for about half the memory saving
+  // With gradient_checkpointing: recompute layers 0, N, 2N, ... in backward; 1 = every layer
+  // (transformers); 2 = half the recompute for about half the memory saving.
+  int64_t activation_checkpoint_every = 1;
   int64_t eval_every = 0;             // optimizer steps between evals; 0 = only at the end
-  uint64_t seed = 42;                 // LoRA init, dropout and generation seeds derive from it
+  uint64_t seed = 42;                 // LoRA init (rank 0's, broadcast) and dropout (seed + rank)
   int64_t threads = 0;                // CPU intra-op threads per rank; 0 = the CPUs the launcher bound the rank to, else cores / ranks on the node
   double loss_scale_init = 65536.0;   // fp16 dynamic loss scale start
   int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles

@@ -1,5 +1,5 @@
-// Rank-aware logging: info() prints on rank 0 only; rank_info() prints on every rank with a
-// "[rank N]" prefix. Both go to stderr so that stdout stays clean for data (tokenize, generate).
+// Rank-aware logging: info() and warn() print on rank 0 only; error() prints on every rank with
+// a "[rank N]" prefix. All go to stderr so that stdout stays clean for data (tokenize, generate).
 #pragma once
 
 #include <string>
@@ -13,7 +13,6 @@ int world_size();
 
 void info(const std::string& msg);       // rank 0 only
 void warn(const std::string& msg);       // rank 0 only, "warning: " prefix
-void rank_info(const std::string& msg);  // every rank, "[rank N] " prefix when world_size > 1
 void error(const std::string& msg);      // every rank, "[rank N] error: " prefix
 
 // True when stderr is a terminal (progress bars) rather than a file (Slurm logs).

@@ -48,9 +48,12 @@ struct BatcherOptions {
   int32_t pad_id = 0;        // id written into padding (masked; any valid id works)
 };
 
-// Steps per epoch: padded, ceil(rows_per_rank / batch_size) on every rank (the last batch may
-// hold fewer rows). Packed, it depends on the rows' lengths, so ranks can differ: the trainer
-// takes the minimum of batches_in_epoch() over ranks (all-reduce) and stops there.
+// Micro-batches per epoch: padded (and grouped), ceil(rows_per_rank / batch_size) on every rank
+// (the last batch may hold fewer rows). Packed, it depends on the rows' lengths, so ranks can
+// differ. The rule that keeps every row once per epoch (docs/TRAINING.md "Epochs"): the epoch
+// lasts the most micro-batches any rank has (an all-reduce max in the trainer); a rank whose rows are used up
+// (rows_left() false) runs empty micro-batches (make_empty_batch) that carry no rows and no loss
+// tokens but still join the step's collectives. No row is dropped to even out the ranks.
 class Batcher {
  public:
   // data and sampler must outlive the batcher.
@@ -59,8 +62,11 @@ class Batcher {
   // Fills the next micro-batch of the current epoch; false at the end of the epoch, and the
   // state then moves to the start of the next epoch.
   bool next(Batch& batch);
-  // Micro-batches this rank yields in epoch (from row lengths only; reads no tokens).
+  // Micro-batches this rank yields in epoch (from row lengths only; reads no tokens): exactly
+  // the number of next() calls that return true from the start of that epoch.
   int64_t batches_in_epoch(int64_t epoch) const;
+  // True while this rank has rows of the current epoch not yet returned by next().
+  bool rows_left() const { return state_.position < sampler_.rows_per_rank(); }
 
   // The position after the last batch returned; restore() with it continues exactly there.
   const SamplerState& state() const { return state_; }
@@ -82,5 +88,10 @@ class Batcher {
   std::vector<int64_t> order_;  // this rank's rows for loaded_epoch_
   std::vector<int32_t> row_buf_;
 };
+
+// A micro-batch with no rows (B = 0, no loss tokens): what a rank whose rows of the epoch are
+// used up runs while other ranks still have batches. The trainer skips its forward/backward; its
+// zero gradients and zero token count still join the step's all-reduces.
+Batch make_empty_batch();
 
 }  // namespace dtune

@@ -88,7 +88,7 @@ class RowReader {
 };
 
 // Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above
-// U+10FFFF included), or -1 when bytes are valid UTF-8.
+// U+10FFFF included), or -1 when bytes are valid UTF-8: utf8::find_invalid in the row's terms.
 int64_t find_invalid_utf8(std::string_view bytes);
 
 }  // namespace dtune

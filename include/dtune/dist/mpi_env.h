@@ -22,7 +22,6 @@ class MpiEnv {
   int world_size() const { return world_size_; }
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
-  std::string hostname() const;
 
   // MPI over CPU tensors on MPI_COMM_WORLD.
   std::unique_ptr<Communicator> make_mpi_communicator() const;

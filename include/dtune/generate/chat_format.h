@@ -32,10 +32,13 @@ ChatFormat load_chat_format(const std::string& model_dir);
 
 std::string format_chat_prompt(const ChatFormat& format, std::string_view prompt);
 
-// The recipe's training form ("Please reason step by step:\n\nQuestion: {prompt}\n\n...").
+// The prompt part of `dtune pretokenize`'s template preset (data/prompt_template.h) with prompt
+// in {Question}: the very text the model was trained on before its completion. Throws
+// dtune::Error for an unknown preset or one whose prompt part names another field.
+std::string format_preset_prompt(const std::string& preset, std::string_view prompt);
+// Preset "recipe" ("Please reason step by step:\n\nQuestion: {prompt}\n\n...").
 std::string format_recipe_prompt(std::string_view prompt);
-// The DeepSeek-R1 chat form used for training (data preset "r1-chat"): BOS text, user turn,
-// assistant tag and "<think>\n".
+// Preset "r1-chat": BOS text, user turn, assistant tag and "<think>\n".
 std::string format_r1_chat_prompt(std::string_view prompt);
 
 // A prompt ready to tokenize: text plus whether encode() should add the tokenizer's special

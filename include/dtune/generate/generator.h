@@ -78,12 +78,6 @@ std::string generate_text(Decoder& decoder, const Tokenizer& tokenizer, const st
                           const std::function<void(std::string_view)>& on_text = {},
                           GenerateStats* stats = nullptr);
 
-// Every prompt -> its generated text, run as one batch (use for --input JSONL).
-std::vector<std::string> generate_texts(Decoder& decoder, const Tokenizer& tokenizer,
-                                        const std::vector<std::string>& prompts,
-                                        const GenerateOptions& options,
-                                        GenerateStats* stats = nullptr);
-
 // Loads a PEFT adapter folder onto decoder (attach with its config, then copy the weights).
 // Throws dtune::Error naming the adapter folder when its shapes or targets do not fit the model.
 void load_adapter_into(Decoder& decoder, const std::string& adapter_dir);

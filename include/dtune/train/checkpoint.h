@@ -54,6 +54,15 @@ std::optional<std::string> find_checkpoint(const std::string& output_dir, const 
 // Every rank reads the checkpoint (a shared file system, as for the output folder).
 LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_size, c10::Device device);
 
+// The AdamW moments of a loaded checkpoint's optimizer.safetensors: flat fp32 exp_avg and
+// exp_avg_sq. Throws dtune::Error naming the checkpoint when a tensor name is unknown or one of
+// the two is missing (never a silent guess).
+struct AdamWMoments {
+  at::Tensor exp_avg;
+  at::Tensor exp_avg_sq;
+};
+AdamWMoments adamw_moments(const LoadedCheckpoint& checkpoint);
+
 // The default generator of device (the dropout RNG) as {"device": "cpu" | "cuda", "state": hex of
 // its get_state() bytes}, for rank_states.json.
 nlohmann::json save_rng_state(c10::Device device);

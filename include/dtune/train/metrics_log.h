@@ -34,6 +34,9 @@ class MetricsLog {
   void log_step(int64_t step, const Metrics& metrics);
   // Eval results, any step; printed as a line in every mode but off.
   void log_eval(int64_t step, const Metrics& metrics);
+  // An epoch's totals over all ranks ("epoch", "rows", "tokens", ...), logged when the epoch
+  // ends at step; printed as a line in every mode but off.
+  void log_epoch(int64_t step, const Metrics& metrics);
   // Ends the progress bar line (before other output and at the end).
   void finish_line();
 

@@ -29,8 +29,8 @@ struct OptimizerUpdate {
 
 // grads: the flat fp32 gradient bucket, summed over ranks and unscaled; grad_norm: its L2 norm
 // (non-finite when any value is, the all-rank verdict). Tells scaler the verdict; when finite,
-// clips grads in place to max_grad_norm (0 = off; as torch.nn.utils.clip_grad_norm_: coef =
-// max / (norm + 1e-6) when < 1) and runs optimizer.step(lr_of_next_update(...)).
+// clips grads in place to max_grad_norm (0 = off; clip_grad_norm, grad_clip.h, as
+// torch.nn.utils.clip_grad_norm_) and runs optimizer.step(lr_of_next_update(...)).
 OptimizerUpdate apply_optimizer_update(AdamW& optimizer, LossScaler& scaler, const LrSchedule& schedule,
                                        at::Tensor& grads, double grad_norm, double max_grad_norm);
 

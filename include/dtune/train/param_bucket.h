@@ -26,8 +26,9 @@ class ParamBucket {
 
   void zero_grads();
   // Autograd accumulates into the existing .grad views in place; if any grad was replaced
-  // (e.g. by a hook), copy it back into the bucket. Cheap check, no copy in the normal case.
-  void gather_grads();
+  // (e.g. by a hook) or never made, copy it (or zeros) into its bucket slice and re-point it.
+  // A local copy on this rank, not a collective. Cheap check, no copy in the normal case.
+  void copy_grads_into_bucket();
 
  private:
   std::vector<std::pair<std::string, at::Tensor>> named_;

@@ -9,7 +9,5 @@ namespace dtune {
 void install_preemption_handlers();
 // True once either signal has arrived in this process.
 bool preemption_requested();
-// For tests: clear the flag.
-void reset_preemption_flag();
 
 }  // namespace dtune
