@@ -103,9 +103,15 @@ def row_lengths(rows, seqs, pack_length):
     return [min(len(rows[r][0]), pack_length) for seq in seqs for r in seq]
 
 
+def matmul_params(n_params, vocab_size, hidden_size, tied):
+    """dtune's N (include/dtune/train/flops.h): every base parameter but the input embedding (a
+    lookup); with tied embeddings the shared matrix counts once, as the LM head."""
+    return n_params if tied else n_params - vocab_size * hidden_size
+
+
 def model_flops(lengths, n_params, layers, heads, head_dim):
-    """dtune's MFU numerator (docs/TRAINING.md): 4N per non-padding token plus causal attention,
-    6 * layers * heads * head_dim * n^2 per row of n tokens."""
+    """dtune's MFU numerator (docs/TRAINING.md): 4N per non-padding token (N = matmul_params)
+    plus causal attention, 6 * layers * heads * head_dim * n^2 per row of n tokens."""
     return sum(4.0 * n_params * n + 6.0 * layers * heads * head_dim * n * n for n in lengths)
 
 
@@ -166,7 +172,8 @@ def main(argv=None):
     model.train()
     load_s = time.perf_counter() - t0
     cfg = model.config
-    n_params = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
+    n_params = matmul_params(sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name),
+                             cfg.vocab_size, cfg.hidden_size, bool(getattr(cfg, "tie_word_embeddings", False)))
     params = [p for p in model.parameters() if p.requires_grad]
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
 

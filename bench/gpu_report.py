@@ -11,8 +11,8 @@ null on CPU). Per run the timed window is optimizer steps warmup+1 .. warmup+ste
 run was stopped). Both sides are scored from the same numbers: their step times (dtune's
 metrics.jsonl step_s, the peer's step_s) and the tokens and model FLOPs of each step, counted here
 from the HDF5 file and the model's config.json with dtune's batching and dtune's formula
-(4N per non-padding token + 6 * layers * heads * head_dim * n^2 per row of n tokens; N = all base
-parameters, embeddings and LM head included). MFU = FLOP/s over --peak-tflops (989 = H100/H200
+(4N per non-padding token + 6 * layers * heads * head_dim * n^2 per row of n tokens; N = the base
+parameters but the input embedding, as include/dtune/train/flops.h counts them). MFU = FLOP/s over --peak-tflops (989 = H100/H200
 dense bf16/fp16 by the datasheet, what dtune assumes by the GPU's name).
 """
 import argparse
@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_make import weight_shapes  # noqa: E402
-from gpu_peer import load_rows, model_flops, plan_steps, row_lengths  # noqa: E402
+from gpu_peer import load_rows, matmul_params, model_flops, plan_steps, row_lengths  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,7 +49,8 @@ def read_jsonl(path):
 def step_counts(run):
     """[(tokens, flops)] per optimizer step of the run's plan, and N."""
     cfg = json.load(open(os.path.join(run["model_dir"], "config.json")))
-    n_params = sum(math.prod(shape) for _, shape, _ in weight_shapes(cfg))
+    n_params = matmul_params(sum(math.prod(shape) for _, shape, _ in weight_shapes(cfg)), cfg["vocab_size"],
+                             cfg["hidden_size"], bool(cfg.get("tie_word_embeddings", False)))
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     rows = load_rows(run["data"])
     steps = plan_steps(rows, run["kind"], run["micro_batch"], run["accum"], run["pack_length"],

@@ -99,6 +99,80 @@ def base_loss(model_dir, data, group):
     print(json.dumps({"loss": total / n, "tokens": n}))
 
 
+def make_adapter(model_dir, out, seed):
+    """A PEFT adapter (r=4, alpha 16, q_proj/v_proj) with random A and B, so the LoRA path
+    carries signal from the first step; both trainers start from it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.02)
+    model.save_pretrained(out)
+
+
+def train_steps(model_dir, adapter_dir, data, precision, steps, micro, accum, lr, max_grad_norm, scale_init,
+                growth_interval):
+    """The reference of `dtune train` on one rank with data.shuffle=false, a constant LR, no
+    warmup and no dropout: the base in the training dtype (as dtune keeps it), LoRA masters in
+    fp32 (peft's autocast_adapter_dtype), micro-batches padded to their longest row, the step's
+    loss = completion-token cross-entropy summed over its micro-batches / their token count,
+    torch.amp.GradScaler("cpu") for fp16, clip_grad_norm_, torch.optim.AdamW (foreach=False), as
+    dtune's defaults set them. Prints per step: loss, loss scale after the step, skipped."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=dtype)
+    model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.dtype == torch.float32 for p in params)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=False)
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale_init, growth_interval=growth_interval,
+                                  enabled=precision == "fp16")
+    rows = eval_rows(data, "train")
+    pos, out = 0, []
+    for _ in range(steps):
+        batches = []
+        for _ in range(accum):
+            batches.append(rows[pos:pos + micro])
+            pos += micro
+        tokens = sum(len(ids) - max(plen, 1) for b in batches for ids, plen in b)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for b in batches:
+            t = max(len(ids) for ids, _ in b)
+            ids = torch.zeros((len(b), t), dtype=torch.long)
+            mask = torch.zeros((len(b), t), dtype=torch.long)
+            for i, (r, _) in enumerate(b):
+                ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+                mask[i, :len(r)] = 1
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            loss_sum = logits.new_zeros(())
+            for i, (r, plen) in enumerate(b):
+                start = max(plen, 1)
+                logp = torch.log_softmax(logits[i, start - 1:len(r) - 1], dim=-1)
+                loss_sum = loss_sum - logp.gather(1, ids[i, start:len(r), None]).sum()
+            total += float(loss_sum)
+            scaler.scale(loss_sum / tokens).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        before = scaler.get_scale() if scaler.is_enabled() else 1.0
+        scaler.step(opt)
+        scaler.update()
+        after = scaler.get_scale() if scaler.is_enabled() else 1.0
+        out.append({"loss": total / tokens, "loss_scale": after, "skipped": after < before})
+    print(json.dumps(out))
+
+
 def load_adapter(model_dir, adapter_dir):
     import torch
     from peft import PeftModel
@@ -118,6 +192,12 @@ if __name__ == "__main__":
         eval_loss(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "base-loss":
         base_loss(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "make-adapter":
+        make_adapter(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "train-steps":
+        a = sys.argv[2:]
+        train_steps(a[0], a[1], a[2], a[3], int(a[4]), int(a[5]), int(a[6]), float(a[7]), float(a[8]), float(a[9]),
+                    int(a[10]))
     elif cmd == "load-adapter":
         load_adapter(sys.argv[2], sys.argv[3])
     else:

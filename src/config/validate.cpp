@@ -74,8 +74,6 @@ void validate(const Config& c) {
   require(t.activation_checkpoint_every >= 1, "train.activation_checkpoint_every", t.activation_checkpoint_every,
           "must be >= 1 (1 = recompute every layer)");
   require(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", t.max_nonfinite_steps, "must be > 0");
-  require(!(t.precision != "fp32" && t.device == "cpu"), "train.precision", t.precision,
-          "must be fp32 when train.device = cpu (fp16/bf16 training is for GPUs)");
 
   require(!c.checkpoint.output_dir.empty(), "checkpoint.output_dir", "''", "must name a folder");
   require(c.checkpoint.save_every >= 0, "checkpoint.save_every", c.checkpoint.save_every, "must be >= 0");

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "h5_util.h"
 
 namespace dtune {
@@ -18,47 +20,82 @@ h5::Handle open_file(const std::string& path) {
               ": no such file; create it with `dtune pretokenize --output ", path, "`");
   DTUNE_CHECK(H5Fis_hdf5(path.c_str()) > 0, path,
               ": not an HDF5 file (or its header is damaged); re-run `dtune pretokenize`");
-  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (id < 0) {
-    h5::throw_error(str(path, ": cannot open as HDF5; the file is truncated or corrupt, re-run ",
-                        "`dtune pretokenize`"), __FILE__, __LINE__);
-  }
-  return h5::Handle(id);
+  return h5::Handle(H5_READ_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path,
+                                  "the file's header", "opening as HDF5"));
 }
 
 // Opens name in group and checks it is a 1-D dataset of integers of the given byte size.
-h5::Handle open_column(hid_t group, const char* name, size_t elem_size, const std::string& where,
-                       hsize_t& length) {
-  const htri_t exists = H5_CHECK(H5Lexists(group, name, H5P_DEFAULT), where, ": looking up ", name);
-  DTUNE_CHECK(exists > 0, where, "/", name, ": dataset is missing; the file is not a complete ",
+// path: the file; group_name: "/train" or "/eval" (errors name "/train/<name>").
+h5::Handle open_column(hid_t group, const char* name, size_t elem_size, const std::string& path,
+                       const std::string& group_name, hsize_t& length) {
+  const std::string object = group_name + "/" + name;
+  const std::string where = path + ": " + object;
+  const htri_t exists = H5_READ_CHECK(H5Lexists(group, name, H5P_DEFAULT), path, object,
+                                      "looking up");
+  DTUNE_CHECK(exists > 0, where, ": dataset is missing; the file is not a complete ",
               "`dtune pretokenize` output");
   h5::Handle dapl(H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS), where, ": access properties"));
   H5_CHECK(H5Pset_chunk_cache(dapl.get(), kChunkCacheSlots, kChunkCacheBytes, 1.0), where,
            ": chunk cache");
-  h5::Handle dset(H5_CHECK(H5Dopen2(group, name, dapl.get()), where, "/", name, ": cannot open"));
-  h5::Handle type(H5_CHECK(H5Dget_type(dset.get()), where, "/", name, ": datatype"));
+  h5::Handle dset(H5_READ_CHECK(H5Dopen2(group, name, dapl.get()), path, object, "opening"));
+  h5::Handle type(H5_READ_CHECK(H5Dget_type(dset.get()), path, object, "reading the datatype"));
   DTUNE_CHECK(H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == elem_size &&
                   H5Tget_sign(type.get()) == H5T_SGN_2,
-              where, "/", name, ": wrong dtype; expected int", elem_size * 8,
-              " (see docs/DATA_FORMAT.md)");
-  h5::Handle space(H5_CHECK(H5Dget_space(dset.get()), where, "/", name, ": dataspace"));
-  DTUNE_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, where, "/", name,
-              ": expected a 1-D dataset");
-  H5_CHECK(H5Sget_simple_extent_dims(space.get(), &length, nullptr), where, "/", name, ": shape");
+              where, ": wrong dtype; expected int", elem_size * 8, " (see docs/DATA_FORMAT.md)");
+  h5::Handle space(H5_READ_CHECK(H5Dget_space(dset.get()), path, object, "reading the dataspace"));
+  DTUNE_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, where, ": expected a 1-D dataset");
+  H5_READ_CHECK(H5Sget_simple_extent_dims(space.get(), &length, nullptr), path, object,
+                "reading the shape");
   return dset;
 }
 
+// Elements per chunk of a 1-D dataset; 0 when it is not chunked (contiguous, compact).
+hsize_t chunk_length(hid_t dset, const std::string& path, const std::string& object) {
+  h5::Handle dcpl(H5_READ_CHECK(H5Dget_create_plist(dset), path, object,
+                                "reading the creation properties"));
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+  hsize_t chunk = 0;
+  H5_READ_CHECK(H5Pget_chunk(dcpl.get(), 1, &chunk), path, object, "reading the chunk shape");
+  return chunk;
+}
+
+// Reads elements [start, start + count) of a 1-D dataset; when H5Dread fails, returns false
+// with HDF5's error stack in *stack (taken at once: the next HDF5 call would clear it).
+template <typename T>
+bool try_read(hid_t dset, hid_t mem_type, hsize_t start, hsize_t count, T* out,
+              const std::string& path, const std::string& object, h5::ErrorStack* stack) {
+  h5::Handle file_space(H5_READ_CHECK(H5Dget_space(dset), path, object, "reading the dataspace"));
+  H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr),
+           path, ": ", object, ": selecting [", start, ", ", start + count, ")");
+  h5::Handle mem_space(H5_CHECK(H5Screate_simple(1, &count, nullptr), path, ": ", object,
+                                ": memory space"));
+  if (H5Dread(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out) >= 0) return true;
+  *stack = h5::take_error_stack();
+  return false;
+}
+
+// Reads elements [start, start + count) of the 1-D dataset `object` of `path`. On a checksum
+// failure the chunks of the range are re-read one by one so the error names the bad chunk.
 template <typename T>
 void read_range(hid_t dset, hid_t mem_type, hsize_t start, hsize_t count, T* out,
-                const std::string& what) {
+                const std::string& path, const std::string& object) {
   if (count == 0) return;
-  h5::Handle file_space(H5_CHECK(H5Dget_space(dset), what, ": dataspace"));
-  H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr),
-           what, ": selecting [", start, ", ", start + count, ")");
-  h5::Handle mem_space(H5_CHECK(H5Screate_simple(1, &count, nullptr), what, ": memory space"));
-  H5_CHECK(H5Dread(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out), what,
-           ": reading elements [", start, ", ", start + count,
-           "); the file is truncated or corrupt, re-run `dtune pretokenize`");
+  h5::ErrorStack first;
+  if (try_read(dset, mem_type, start, count, out, path, object, &first)) return;
+  const hsize_t chunk = first.checksum ? chunk_length(dset, path, object) : 0;
+  for (hsize_t c = chunk == 0 ? 0 : start / chunk; chunk != 0 && c * chunk < start + count; ++c) {
+    const hsize_t begin = std::max(start, c * chunk);
+    const hsize_t end = std::min(start + count, (c + 1) * chunk);
+    h5::ErrorStack stack;
+    if (!try_read(dset, mem_type, begin, end - begin, out + (begin - start), path, object,
+                  &stack)) {
+      h5::throw_read_error(path, str(object, " chunk ", c), str("reading chunk ", c), stack,
+                           __FILE__, __LINE__);
+    }
+  }
+  // Not a checksum failure, or no single chunk failed on its own: report the whole range.
+  h5::throw_read_error(path, object, str("reading elements [", start, ", ", start + count, ")"),
+                       first, __FILE__, __LINE__);
 }
 
 PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
@@ -87,6 +124,12 @@ PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
   info.max_length = h5::read_attr_int(file, "max_length", path);
   info.seed = h5::read_attr_int(file, "seed", path);
   info.eval_fraction = h5::read_attr_double(file, "eval_fraction", path);
+  if (h5::has_attr(file, kStringAttributesSha256, path)) {  // absent in files before issue 17
+    DTUNE_CHECK(h5::read_attr_string(file, kStringAttributesSha256, path) ==
+                    string_attributes_sha256(info),
+                path, ": corrupt (checksum mismatch in the root string attributes); re-run ",
+                "`dtune pretokenize` to write it again");
+  }
   DTUNE_CHECK(info.vocab_size > 0 && info.vocab_size <= (int64_t{1} << 31), path,
               ": attribute vocab_size = ", info.vocab_size, " is out of range");
   return info;
@@ -118,16 +161,18 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
   d.split_ = split;
   d.h_->file = open_file(path);
   d.info_ = read_root_info(d.h_->file.get(), path);
-  const std::string where = path + ": /" + split;
-  const htri_t exists = H5_CHECK(H5Lexists(d.h_->file.get(), split.c_str(), H5P_DEFAULT), where,
-                                 ": looking up the group");
+  const std::string group = "/" + split;
+  const std::string where = path + ": " + group;
+  const htri_t exists = H5_READ_CHECK(H5Lexists(d.h_->file.get(), split.c_str(), H5P_DEFAULT),
+                                      path, group, "looking up the group");
   DTUNE_CHECK(exists > 0, where, ": group is missing; the file is not a `dtune pretokenize` output");
-  d.h_->group = h5::Handle(H5_CHECK(H5Gopen2(d.h_->file.get(), split.c_str(), H5P_DEFAULT), where,
-                                    ": cannot open the group"));
+  d.h_->group = h5::Handle(H5_READ_CHECK(H5Gopen2(d.h_->file.get(), split.c_str(), H5P_DEFAULT),
+                                         path, group, "opening the group"));
   hsize_t n_tokens = 0, n_offsets = 0, n_prompts = 0;
-  d.h_->tokens = open_column(d.h_->group.get(), kTokensName, 4, where, n_tokens);
-  h5::Handle offsets = open_column(d.h_->group.get(), kOffsetsName, 8, where, n_offsets);
-  h5::Handle prompts = open_column(d.h_->group.get(), kPromptLengthsName, 4, where, n_prompts);
+  d.h_->tokens = open_column(d.h_->group.get(), kTokensName, 4, path, group, n_tokens);
+  h5::Handle offsets = open_column(d.h_->group.get(), kOffsetsName, 8, path, group, n_offsets);
+  h5::Handle prompts = open_column(d.h_->group.get(), kPromptLengthsName, 4, path, group,
+                                   n_prompts);
   DTUNE_CHECK(n_offsets == n_prompts + 1, where, "/offsets has ", n_offsets,
               " entries but prompt_lengths has ", n_prompts, "; expected n_rows + 1 offsets");
   const int64_t expected_rows = split == kTrainGroup ? d.info_.num_train_rows : d.info_.num_eval_rows;
@@ -135,9 +180,10 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
               " rows but the file's attributes say ", expected_rows, "; the file is corrupt");
   d.offsets_.resize(n_offsets);
   d.prompt_lengths_.resize(n_prompts);
-  read_range(offsets.get(), H5T_NATIVE_INT64, 0, n_offsets, d.offsets_.data(), where + "/offsets");
-  read_range(prompts.get(), H5T_NATIVE_INT32, 0, n_prompts, d.prompt_lengths_.data(),
-             where + "/prompt_lengths");
+  read_range(offsets.get(), H5T_NATIVE_INT64, 0, n_offsets, d.offsets_.data(), path,
+             group + "/" + kOffsetsName);
+  read_range(prompts.get(), H5T_NATIVE_INT32, 0, n_prompts, d.prompt_lengths_.data(), path,
+             group + "/" + kPromptLengthsName);
   DTUNE_CHECK(d.offsets_[0] == 0, where, "/offsets[0] = ", d.offsets_[0], ", expected 0");
   for (hsize_t i = 0; i < n_prompts; ++i) {
     const int64_t len = d.offsets_[i + 1] - d.offsets_[i];
@@ -158,7 +204,7 @@ void Hdf5Dataset::read_row(int64_t row, std::vector<int32_t>& out) const {
   const int64_t begin = offsets_[row];
   out.resize(static_cast<size_t>(row_length(row)));
   read_range(h_->tokens.get(), H5T_NATIVE_INT32, static_cast<hsize_t>(begin),
-             static_cast<hsize_t>(out.size()), out.data(), path_ + ": /" + split_ + "/tokens");
+             static_cast<hsize_t>(out.size()), out.data(), path_, "/" + split_ + "/" + kTokensName);
   for (size_t k = 0; k < out.size(); ++k) {
     DTUNE_CHECK(out[k] >= 0 && out[k] < info_.vocab_size, path_, ": /", split_, "/tokens[",
                 begin + static_cast<int64_t>(k), "] (row ", row, ") = ", out[k],

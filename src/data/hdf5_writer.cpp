@@ -3,11 +3,10 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
+#include "dtune/core/durable_file.h"
 #include "h5_util.h"
 
 namespace dtune {
@@ -35,6 +34,9 @@ struct Column {
     H5_CHECK(H5Pset_chunk(props.get(), 1, &chunk), "HDF5: chunking ", name);
     H5_CHECK(H5Pset_shuffle(props.get()), "HDF5: shuffle filter on ", name);
     H5_CHECK(H5Pset_deflate(props.get(), kGzipLevel), "HDF5: gzip filter on ", name);
+    // Last in the pipeline, so the checksum covers the bytes on disk; reading a chunk whose
+    // bytes changed fails instead of returning other ids (h5py applies the same filter order).
+    H5_CHECK(H5Pset_fletcher32(props.get()), "HDF5: Fletcher-32 filter on ", name);
     dataset = h5::Handle(H5_CHECK(H5Dcreate2(group, dataset_name, file_type, space.get(),
                                              H5P_DEFAULT, props.get(), H5P_DEFAULT),
                                   "HDF5: creating dataset ", name));
@@ -116,7 +118,14 @@ Hdf5Writer::Hdf5Writer(const std::string& path)
     : path_(path), temp_path_(path + ".tmp-" + std::to_string(getpid())),
       state_(std::make_unique<State>()) {
   h5::silence_errors();
-  state_->file = h5::Handle(H5Fcreate(temp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  // File format of HDF5 1.10, pinned (any HDF5 >= 1.10, and h5py built on it, reads it, also
+  // when a newer library wrote it): its superblock, object headers (and so the attributes in
+  // them), chunk indexes and heaps carry checksums, so a flipped byte in the metadata fails the
+  // read too. The 1.8 default (version 0 superblock) has none.
+  h5::Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), "HDF5: file access properties"));
+  H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110),
+           "HDF5: file format version bounds");
+  state_->file = h5::Handle(H5Fcreate(temp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
   if (!state_->file.valid()) {
     h5::throw_error(str("--output: cannot create ", temp_path_,
                         "; check that the folder exists and is writable"), __FILE__, __LINE__);
@@ -183,12 +192,12 @@ void Hdf5Writer::finish(PretokenizedInfo info) {
   h5::write_attr(root, "max_length", info.max_length);
   h5::write_attr(root, "seed", info.seed);
   h5::write_attr(root, "eval_fraction", info.eval_fraction);
+  h5::write_attr(root, kStringAttributesSha256, string_attributes_sha256(info));
   H5_CHECK(H5Fflush(root, H5F_SCOPE_GLOBAL), "HDF5: flushing ", temp_path_, " (disk full?)");
   if (!state_->close_all()) {
     h5::throw_error(str("HDF5: closing ", temp_path_, " failed (disk full?)"), __FILE__, __LINE__);
   }
-  DTUNE_CHECK(std::rename(temp_path_.c_str(), path_.c_str()) == 0, "cannot rename ", temp_path_,
-              " to ", path_, " (", std::strerror(errno), ")");
+  publish_file(temp_path_, path_);  // fsync, rename, fsync the folder (throws naming the path)
   state_->finished = true;
 }
 

@@ -17,6 +17,7 @@
 #include <ATen/ops/from_blob.h>
 #include <nlohmann/json.hpp>
 
+#include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
@@ -174,23 +175,18 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     const mode_t mask = ::umask(0);
     ::umask(mask);
     DTUNE_CHECK(::fchmod(fd, 0666 & ~mask) == 0, "cannot chmod ", tmp, ": ", std::strerror(errno));
-    DTUNE_CHECK(::fsync(fd) == 0, "cannot fsync ", tmp, ": ", std::strerror(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
-  const int rc = ::close(fd);
-  if (rc != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
+  try {
+    DTUNE_CHECK(::close(fd) == 0, "cannot write ", path, ": closing ", tmp, " failed: ",
+                std::strerror(errno), " (disk full?)");
+    publish_file(tmp, path);  // fsync, rename, fsync the folder
+  } catch (...) {
     ::unlink(tmp.c_str());
-    throw Error(str("cannot write ", path, ": ", why));
-  }
-  const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // makes the rename durable; best effort
-    ::close(dfd);
+    throw;
   }
 }
 

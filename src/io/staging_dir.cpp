@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
+#include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
 
 namespace fs = std::filesystem;
@@ -17,14 +19,6 @@ namespace fs = std::filesystem;
 namespace dtune {
 
 namespace {
-
-// fsync a folder so a completed rename survives a crash; best effort (some file systems refuse).
-void sync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
 
@@ -59,22 +53,22 @@ StagingDir::~StagingDir() {
 
 void StagingDir::commit() {
   DTUNE_CHECK(!committed_, "StagingDir::commit called twice for ", final_);
+  sync_tree(tmp_);  // every file, then the folders: durable before the rename publishes them
   std::error_code ec;
   std::string aside;
   if (fs::exists(final_, ec)) {
     aside = tmp_ + ".old";
     remove_tree(aside);
-    fs::rename(final_, aside, ec);
-    DTUNE_CHECK(!ec, "cannot move the existing ", final_, " aside to ", aside, ": ", ec.message());
+    rename_checked(final_, aside);
   }
-  fs::rename(tmp_, final_, ec);
-  if (ec) {
-    std::error_code ignored;
-    if (!aside.empty()) fs::rename(aside, final_, ignored);  // put the old copy back
-    throw Error(str("cannot rename ", tmp_, " to ", final_, ": ", ec.message()));
+  const int rc = file_sync().rename(tmp_, final_);
+  if (rc != 0) {
+    if (!aside.empty()) file_sync().rename(aside, final_);  // put the old copy back (best effort)
+    throw Error(str("cannot rename ", tmp_, " to ", final_, ": ", std::strerror(rc),
+                    " (is the output location writable?)"));
   }
   committed_ = true;
-  sync_dir(fs::path(final_).parent_path().empty() ? fs::path(".") : fs::path(final_).parent_path());
+  sync_dir_checked(parent_dir(final_));  // the rename itself survives a power loss
   if (!aside.empty()) remove_tree(aside);
 }
 

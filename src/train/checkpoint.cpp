@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/dist/communicator.h"
@@ -81,7 +82,7 @@ std::string save_checkpoint(dist::Communicator& comm, const std::string& output_
       write_text(tmp / "config.ini", data.config_ini);
       write_text(tmp / "trainer_state.json", data.trainer.dump(2));  // written last: marks complete
       fs::remove_all(final_path);  // a checkpoint of the same step from an interrupted earlier run
-      fs::rename(tmp, final_path);
+      publish_dir(tmp.string(), final_path.string());  // fsync files and folders, rename, fsync
     } catch (const std::exception& e) {
       std::error_code ignored;
       fs::remove_all(tmp, ignored);  // no half-written folder left behind (it could not load anyway)

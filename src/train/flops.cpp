@@ -6,6 +6,10 @@
 
 namespace dtune {
 
+int64_t matmul_parameters(const ModelConfig& c, int64_t n_params) {
+  return c.tie_word_embeddings ? n_params : n_params - c.vocab_size * c.hidden_size;
+}
+
 double training_flops(const Batch& batch, const ModelConfig& c, int64_t n_params) {
   const double attn_width = static_cast<double>(c.num_attention_heads * c.head_dim);
   const double per_token = 4.0 * static_cast<double>(n_params);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/train/tensorboard_writer.h"
@@ -61,10 +62,10 @@ void keep_rows_up_to(const std::string& path, int64_t step) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << kept;
-    out.flush();
-    DTUNE_CHECK(out.good(), "cannot write ", tmp, " (disk full or no permission?)");
+    out.close();
+    DTUNE_CHECK(!out.fail(), "cannot write ", tmp, " (disk full or no permission?)");
   }
-  std::filesystem::rename(tmp, path);
+  publish_file(tmp, path);  // fsync, rename, fsync the folder
 }
 
 }  // namespace
@@ -76,6 +77,11 @@ MetricsLog::MetricsLog(MetricsOptions options) : options_(std::move(options)), s
   if (options_.resume_step >= 0) keep_rows_up_to(path, options_.resume_step);
   jsonl_ = std::fopen(path.c_str(), options_.resume_step >= 0 ? "a" : "w");
   DTUNE_CHECK(jsonl_ != nullptr, "cannot write ", path, ": ", std::strerror(errno));
+  // As for metrics.jsonl: events logged past the checkpoint are logged again by this run (also
+  // with log.tensorboard off now: the earlier run's tb/ would still show them twice).
+  if (options_.resume_step >= 0) {
+    drop_tensorboard_events_after(options_.output_dir + "/tb", options_.resume_step);
+  }
   if (options_.tensorboard) tb_ = std::make_unique<TensorBoardWriter>(options_.output_dir + "/tb");
 }
 

@@ -6,8 +6,12 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <vector>
 
+#include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
 
 namespace dtune {
@@ -54,6 +58,92 @@ std::string make_event(int64_t step, const std::string* file_version, const std:
   if (file_version) put_bytes_field(ev, 3, *file_version);
   if (summary) put_bytes_field(ev, 5, *summary);
   return ev;
+}
+
+// Reads a varint at p (< end); false when it runs past end or past 10 bytes.
+bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; p < end && shift < 70; shift += 7) {
+    const uint8_t b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Event.step (field 2) of an encoded Event; 0 when absent (protobuf's default), nullopt when the
+// bytes do not parse as a protobuf message.
+std::optional<int64_t> event_step(const std::string& event) {
+  const auto* p = reinterpret_cast<const uint8_t*>(event.data());
+  const uint8_t* end = p + event.size();
+  int64_t step = 0;
+  while (p < end) {
+    uint64_t key = 0, v = 0;
+    if (!get_varint(p, end, key)) return std::nullopt;
+    switch (key & 7) {
+      case 0:
+        if (!get_varint(p, end, v)) return std::nullopt;
+        if ((key >> 3) == 2) step = static_cast<int64_t>(v);
+        break;
+      case 1: if (end - p < 8) return std::nullopt; p += 8; break;
+      case 5: if (end - p < 4) return std::nullopt; p += 4; break;
+      case 2:
+        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) return std::nullopt;
+        p += v;
+        break;
+      default: return std::nullopt;
+    }
+  }
+  return step;
+}
+
+std::string read_all(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  DTUNE_CHECK(f != nullptr, "cannot read TensorBoard events ", path, ": ", std::strerror(errno));
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  DTUNE_CHECK(!failed, "cannot read TensorBoard events ", path, ": ", std::strerror(errno));
+  return bytes;
+}
+
+// Length of the whole TFRecord at bytes[at] (12-byte header, event, 4-byte CRC), or 0 when
+// it is torn: shorter than its header says, or a CRC does not match.
+size_t record_size(const std::string& bytes, size_t at) {
+  const size_t left = bytes.size() - at;
+  if (left < 12) return 0;
+  uint64_t len = 0;
+  uint32_t len_crc = 0, data_crc = 0;
+  std::memcpy(&len, bytes.data() + at, 8);
+  std::memcpy(&len_crc, bytes.data() + at + 8, 4);
+  if (masked_crc(&len, 8) != len_crc || len > left - 12 || left - 12 - len < 4) return 0;
+  std::memcpy(&data_crc, bytes.data() + at + 12 + len, 4);
+  if (masked_crc(bytes.data() + at + 12, len) != data_crc) return 0;
+  return 12 + static_cast<size_t>(len) + 4;
+}
+
+// The records of an events file to keep: those of steps <= step, up to the first torn record.
+// Adds to *dropped the number of records left out (a torn tail counts as one).
+std::string kept_records(const std::string& bytes, int64_t step, int64_t* dropped) {
+  std::string kept;
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t size = record_size(bytes, at);
+    if (size == 0) {
+      ++*dropped;
+      break;
+    }
+    const std::optional<int64_t> s = event_step(bytes.substr(at + 12, size - 16));
+    if (s.has_value() && *s > step) {
+      ++*dropped;
+    } else {
+      kept.append(bytes, at, size);  // an event that does not parse is kept as it is
+    }
+    at += size;
+  }
+  return kept;
 }
 
 }  // namespace
@@ -110,5 +200,42 @@ void TensorBoardWriter::write_record(const std::string& event) {
 }
 
 void TensorBoardWriter::flush() { std::fflush(file_); }
+
+int64_t drop_tensorboard_events_after(const std::string& dir, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return 0;
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.find("tfevents") != std::string::npos) {
+      files.push_back(e.path().string());
+    }
+  }
+  DTUNE_CHECK(!ec, "cannot list TensorBoard folder ", dir, ": ", ec.message());
+  int64_t total = 0;
+  for (const std::string& path : files) {
+    int64_t dropped = 0;
+    const std::string kept = kept_records(read_all(path), step, &dropped);
+    if (dropped == 0) continue;
+    total += dropped;
+    // Not "*tfevents*": TensorBoard would read a leftover of a crash here as another events file.
+    const std::string tmp = dir + "/.dtune-rewrite.tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    DTUNE_CHECK(f != nullptr, "cannot write ", tmp, ": ", std::strerror(errno));
+    const bool ok = std::fwrite(kept.data(), 1, kept.size(), f) == kept.size();
+    const bool closed = std::fclose(f) == 0;
+    if (!ok || !closed) {
+      std::remove(tmp.c_str());
+      throw Error(str("cannot write ", tmp, ": ", std::strerror(errno), " (disk full?)"));
+    }
+    try {
+      publish_file(tmp, path);
+    } catch (...) {
+      std::remove(tmp.c_str());
+      throw;
+    }
+  }
+  return total;
+}
 
 }  // namespace dtune

@@ -139,6 +139,7 @@ class Recipe {
   std::optional<LrSchedule> schedule_;
   std::optional<LossScaler> scaler_;
   double peak_tflops_ = 0;
+  int64_t matmul_params_ = 0;  // the N of MFU's 4N (flops.h)
 
   TrainerState state_;
   std::optional<std::string> resumed_from_;
@@ -170,10 +171,13 @@ int Recipe::run() {
     if (cfg_.train.eval_every > 0 && state_.step % cfg_.train.eval_every == 0 && state_.step < state_.total_steps) {
       evaluate(state_.step);
       model_->set_training(true);
+      throughput_.t_last = now_s();  // tokens/s and MFU measure training steps, not the eval
     }
     if (cfg_.checkpoint.save_every > 0 && state_.step % cfg_.checkpoint.save_every == 0 &&
-        state_.step < state_.total_steps)
+        state_.step < state_.total_steps) {
       save_checkpoint("save_every");
+      throughput_.t_last = now_s();  // nor the checkpoint
+    }
     if (comm_->any(preemption_requested())) {
       if (last_saved_ != state_.step) save_checkpoint("preempted");
       log::info(dtune::str("preempted at step ", state_.step, ": checkpoint written; exiting with code ",
@@ -189,6 +193,12 @@ int Recipe::run() {
 void Recipe::setup_device_and_comm() {
   dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
   device_ = dist::select_device(cfg_.train.device, env_.local_rank());
+  // As transformers' Trainer refuses fp16 without a GPU: a GPU config that landed on a machine
+  // without one must not train for days in fp16 on the CPU. An explicit train.device=cpu may.
+  DTUNE_CHECK(!(device_.is_cpu() && cfg_.train.device == "auto" && cfg_.train.precision != "fp32"), "train.precision=",
+              cfg_.train.precision, " with train.device=auto, but no GPU is visible to this rank: run where a GPU is ",
+              "visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), or train on the CPU with train.precision=fp32 (or ",
+              "train.device=cpu to keep ", cfg_.train.precision, ")");
   threads_ = cfg_.train.threads > 0 ? static_cast<int>(cfg_.train.threads) : default_threads_per_rank(env_.local_size());
   if (device_.is_cpu()) at::set_num_threads(threads_);
   if (cfg_.train.deterministic) {
@@ -269,6 +279,7 @@ void Recipe::setup_model() {
               model_->config().vocab_size, ": pretokenize with this model's tokenizer");
   model_->add_lora(LoraOptions::from_section(cfg_.lora), cfg_.train.seed);
   if (!cfg_.lora.init_adapter.empty()) model_->load_lora(load_peft_adapter(cfg_.lora.init_adapter, device_).tensors);
+  matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
   bucket_.emplace(model_->lora_parameters());
   comm_->broadcast(bucket_->params(), 0);  // every rank starts from rank 0's adapter, bit for bit
   // NCCL connects and allocates its buffers on a collective's first use: run the gradient
@@ -387,7 +398,7 @@ void Recipe::train_step() {
     local_real += real;
     tally_.rows += static_cast<int64_t>(micro_[i].rows.size());
     tally_.tokens += real;
-    throughput_.flops += training_flops(micro_[i], model_->config(), model_->num_parameters());
+    throughput_.flops += training_flops(micro_[i], model_->config(), matmul_params_);
   }
   const double global_tokens = comm_->all_reduce_scalar(static_cast<double>(local_tokens), dist::ReduceOp::kSum);
   // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).

@@ -6,8 +6,10 @@
 #include <hdf5.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cerrno>
 #include <filesystem>
 
+#include "../core/recording_file_sync.h"
 #include "dtune/core/error.h"
 #include "synthetic_h5.h"
 #include "test_files.h"
@@ -114,6 +116,39 @@ BOOST_AUTO_TEST_CASE(interrupted_write_leaves_no_file) {
   BOOST_TEST(!std::filesystem::exists(temp));
   BOOST_TEST(!std::filesystem::exists(path));
   BOOST_TEST(std::filesystem::is_empty(dir.path()));
+}
+
+BOOST_AUTO_TEST_CASE(finish_fsyncs_the_file_before_the_rename_and_the_folder_after) {
+  dtune::test::ScratchDir dir("h5_durable");
+  const std::string path = dir.file("out.h5");
+  dtune::test::RecordingFileSync rec;
+  std::string temp;
+  {
+    dtune::Hdf5Writer writer(path);
+    temp = writer.temp_path();
+  }
+  rec.calls.clear();
+  const std::string made = make_file(dir, "out.h5");
+  const std::vector<std::string> want = {"sync_file " + temp, "rename " + temp + " " + path,
+                                         "sync_dir " + dir.path().string()};
+  BOOST_TEST(rec.calls == want, boost::test_tools::per_element());
+  BOOST_CHECK_NO_THROW(Hdf5Dataset::open(made, "train"));
+}
+
+BOOST_AUTO_TEST_CASE(failed_fsync_in_finish_publishes_nothing) {
+  dtune::test::ScratchDir dir("h5_fsync_fail");
+  const std::string path = dir.file("out.h5");
+  dtune::test::RecordingFileSync rec;
+  rec.fail_next("sync_file ", EIO);
+  try {
+    make_file(dir, "out.h5");
+    BOOST_FAIL("expected an error");
+  } catch (const dtune::Error& e) {
+    BOOST_TEST_INFO(e.what());
+    BOOST_TEST(contains(e.what(), "cannot fsync " + path + ".tmp-"));
+    BOOST_TEST(contains(e.what(), "Input/output error"));
+  }
+  BOOST_TEST(std::filesystem::is_empty(dir.path()));  // no final file, no temp file
 }
 
 BOOST_AUTO_TEST_CASE(truncated_file_is_reported) {

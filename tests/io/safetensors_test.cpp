@@ -7,8 +7,10 @@
 #include <ATen/ops/equal.h>
 #include <ATen/ops/randn.h>
 #include <boost/test/unit_test.hpp>
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "../core/recording_file_sync.h"
 #include "dtune/core/error.h"
 #include "io_test_util.h"
 
@@ -146,6 +148,34 @@ BOOST_AUTO_TEST_CASE(save_round_trip_and_python_reads_it) {
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
   BOOST_TEST(files == 1u);
   BOOST_CHECK_THROW(save_safetensors(path, {{"x", at::randn({1})}, {"x", at::randn({1})}}), Error);
+}
+
+// The file is fsync'ed before the rename that publishes it, the folder after (durable_file.h);
+// a failing fsync throws naming the file and leaves neither the file nor its temporary.
+BOOST_AUTO_TEST_CASE(save_is_durable_and_a_failed_fsync_publishes_nothing) {
+  test::TempDir dir;
+  const std::string path = dir / "adapter_model.safetensors";
+  test::RecordingFileSync rec;
+  save_safetensors(path, {{"w", at::randn({2, 3})}});
+  BOOST_REQUIRE_EQUAL(rec.calls.size(), 3u);
+  BOOST_TEST(rec.calls[0].rfind("sync_file " + dir.path() + "/.adapter_model.safetensors.tmp-", 0) == 0);
+  BOOST_TEST(rec.calls[1].rfind("rename ", 0) == 0);
+  BOOST_TEST(rec.calls[1].substr(rec.calls[1].size() - path.size() - 1) == " " + path);
+  BOOST_TEST(rec.calls[2] == "sync_dir " + dir.path());
+
+  rec.fail_next("sync_file ", EIO);
+  const std::string fresh = dir / "other.safetensors";
+  try {
+    save_safetensors(fresh, {{"w", at::randn({2})}});
+    BOOST_ERROR("expected an error");
+  } catch (const Error& e) {
+    BOOST_TEST_INFO(e.what());
+    BOOST_TEST(std::string(e.what()).find("cannot fsync " + dir.path() + "/.other.safetensors.tmp-") !=
+               std::string::npos);
+  }
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  BOOST_TEST(files == 1u);  // only the first file
 }
 
 BOOST_AUTO_TEST_CASE(weight_store_single_and_sharded) {

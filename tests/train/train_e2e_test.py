@@ -38,14 +38,14 @@ def mpirun(np_, args, **kw):
     return sh(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), DTUNE, "train"] + args, **kw)
 
 
-def base_args(out, micro, extra=()):
+def base_args(out, micro, extra=(), tensorboard=False):
     return ["--model.path=" + MODEL, "--data.path=" + DATA, "--checkpoint.output_dir=" + out,
             "--train.precision=fp32", "--train.device=cpu", "--train.threads=1",
             "--data.micro_batch_size=" + str(micro), "--train.gradient_accumulation_steps=2",
             "--train.learning_rate=2e-3", "--train.warmup_steps=1", "--train.max_grad_norm=1.0",
             "--lora.dropout=0", "--lora.target_modules=q_proj,k_proj,v_proj,o_proj",
             "--train.gradient_checkpointing=false", "--generate.enabled=false",
-            "--log.progress=lines", "--log.tensorboard=false"] + list(extra)
+            "--log.progress=lines", "--log.tensorboard=" + str(tensorboard).lower()] + list(extra)
 
 
 def losses(out):
@@ -57,6 +57,14 @@ def losses(out):
 def adapter(path):
     from safetensors.numpy import load_file
     return load_file(os.path.join(path, "adapter_model.safetensors"))
+
+
+def tensorboard_scalars(out):
+    """{tag: [(step, value), ...]} of out/tb as TensorBoard reads it (all events, no sampling)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(os.path.join(out, "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
 def read_cmdline(pid):
@@ -104,25 +112,33 @@ class TrainE2E(unittest.TestCase):
 
     def test_resume_is_exact(self):
         """Stop after step 3 (a checkpoint), resume, and every later loss equals the
-        uninterrupted run's exactly (fp32 CPU is deterministic)."""
+        uninterrupted run's exactly (fp32 CPU is deterministic). The first run got to step 6, so
+        metrics.jsonl and TensorBoard hold steps 4..6 twice unless the resumed run drops them:
+        both must read one value per step, the uninterrupted run's."""
         full = os.path.join(WORK, "resume_full")
-        mpirun(2, base_args(full, 2, ["--train.max_steps=6", "--lora.dropout=0.1"]))
+        mpirun(2, base_args(full, 2, ["--train.max_steps=6", "--lora.dropout=0.1"], tensorboard=True))
         part = os.path.join(WORK, "resume_part")
         mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.save_every=3",
-                                      "--checkpoint.keep_last=5"]))
-        # Drop everything after step 3, then resume from checkpoint-3.
+                                      "--checkpoint.keep_last=5"], tensorboard=True))
+        # Drop the checkpoint and adapter after step 3 (as if it crashed there), resume from checkpoint-3.
         shutil.rmtree(os.path.join(part, "checkpoint-6"))
         shutil.rmtree(os.path.join(part, "adapter"))
-        with open(os.path.join(part, "metrics.jsonl")) as f:
-            kept = [l for l in f if json.loads(l)["kind"] == "train" and json.loads(l)["step"] <= 3]
-        with open(os.path.join(part, "metrics.jsonl"), "w") as f:
-            f.writelines(kept)
-        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"]))
+        time.sleep(1.1)  # the resumed run's events file gets its own name (unix seconds)
+        mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"],
+                            tensorboard=True))
         a, b = losses(full)[0], losses(part)[0]
         self.assertEqual(len(a), 6)
         self.assertEqual(a, b)
         for k, v in adapter(os.path.join(full, "adapter")).items():
             self.assertTrue((adapter(os.path.join(part, "adapter"))[k] == v).all(), k)
+        self.assertEqual(len(os.listdir(os.path.join(part, "tb"))), 2)
+        tb_full, tb_part = tensorboard_scalars(full), tensorboard_scalars(part)
+        self.assertEqual(sorted(tb_full), sorted(tb_part))
+        self.assertEqual([s for s, _ in tb_part["train/loss"]], [1, 2, 3, 4, 5, 6])
+        for tag in tb_full:  # every tag (timings too) at the same steps, each once
+            self.assertEqual([s for s, _ in tb_part[tag]], [s for s, _ in tb_full[tag]], tag)
+        for (s, x), y in zip(tb_part["train/loss"], a):  # simple_value is float32: 1e-7 relative
+            self.assertTrue(rel_close(x, y, 1e-7), f"step {s}: {x} vs {y}")
 
     def test_learning_and_peft_interop(self):
         """Loss goes down over 3 epochs; the trained adapter's eval loss beats the base model's
@@ -275,6 +291,72 @@ class TrainE2E(unittest.TestCase):
         self.assertNotEqual(same.returncode, 0)
         self.assertIn("these keys change what the run computes\n  train.max_steps", same.stderr)  # the schedule
         self.assertNotIn("train.eval_every:", same.stderr)
+
+    def precision_args(self, out, precision, steps, extra=()):
+        drop = ("--train.precision=", "--train.warmup_steps=", "--lora.target_modules=", "--train.max_grad_norm=")
+        return [a for a in base_args(out, 2) if not a.startswith(drop)] + [
+            "--train.precision=" + precision, "--train.warmup_steps=0", "--train.warmup_ratio=0",
+            "--train.lr_scheduler=constant", "--train.max_grad_norm=0.3", "--lora.target_modules=q_proj,v_proj",
+            "--lora.init_adapter=" + self.init_adapter(), "--data.shuffle=false", f"--train.max_steps={steps}"] + list(extra)
+
+    def init_adapter(self):
+        path = os.path.join(WORK, "init_adapter")
+        if not os.path.exists(path):
+            sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "make-adapter", MODEL, path, "5"])
+        return path
+
+    def oracle_steps(self, precision, steps, scale_init):
+        return json.loads(sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "train-steps", MODEL, self.init_adapter(),
+                              DATA, precision, str(steps), "2", "2", "2e-3", "0.3", str(scale_init), "2000"]).stdout)
+
+    def test_fp32_bf16_fp16_training_on_cpu_match_transformers_and_peft(self):
+        """4 optimizer steps on one rank from one PEFT adapter (random A and B), in fp32, bf16 and
+        fp16 on the CPU, against a transformers + peft loop with the base in the training dtype and
+        torch.amp.GradScaler("cpu") for fp16: per-step loss within 1e-6 relative (fp32), 2e-5 (fp16)
+        and 1e-4 (bf16: 8-bit mantissa; dtune runs the LoRA product in the activation dtype, peft
+        in fp32), and the same loss scale after every step."""
+        for precision, rtol in (("fp32", 1e-6), ("fp16", 2e-5), ("bf16", 1e-4)):
+            out = os.path.join(WORK, "precision_" + precision)
+            mpirun(1, self.precision_args(out, precision, 4))
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                got = [r for r in map(json.loads, f) if r["kind"] == "train"]
+            ref = self.oracle_steps(precision, 4, 65536)
+            self.assertEqual(len(got), 4)
+            for i, (g, r) in enumerate(zip(got, ref)):
+                self.assertTrue(rel_close(g["loss"], r["loss"], rtol), f"{precision} step {i + 1}: {g['loss']} vs {r['loss']}")
+                self.assertEqual(g["loss_scale"], r["loss_scale"], f"{precision} step {i + 1}")
+
+    def test_fp16_on_auto_device_without_a_gpu_is_refused(self):
+        """train.precision=fp16 (the recipe's default) with train.device=auto on a machine without a
+        GPU stops at start naming both options and the fix, as transformers' Trainer refuses fp16
+        without a GPU; it never trains in fp16 on the CPU unasked. (This CI machine has no GPU.)"""
+        out = os.path.join(WORK, "fp16_auto")
+        args = [a for a in base_args(out, 2) if not a.startswith(("--train.precision=", "--train.device="))]
+        p = mpirun(1, args + ["--train.precision=fp16", "--train.device=auto"], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("train.precision=fp16 with train.device=auto, but no GPU is visible to this rank", p.stderr)
+        self.assertIn("train.precision=fp32", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "metrics.jsonl")))
+
+    def test_fp16_overflow_skips_the_step_on_every_rank_and_halves_the_scale(self):
+        """fp16 with train.loss_scale_init = 2^40: every gradient overflows, so each step is skipped
+        on both ranks (the adapter stays the initial one) and the scale halves each time, as
+        GradScaler does on the same rows; the warning names the step."""
+        out = os.path.join(WORK, "fp16_skip")
+        args = [a for a in self.precision_args(out, "fp16", 5, ["--train.loss_scale_init=1099511627776"])
+                if not a.startswith("--data.micro_batch_size=")] + ["--data.micro_batch_size=1"]
+        p = mpirun(2, args)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            got = [r for r in map(json.loads, f) if r["kind"] == "train"]
+        ref = self.oracle_steps("fp16", 5, 1099511627776)
+        self.assertTrue(all(r["skipped"] for r in ref))
+        self.assertEqual([g["loss_scale"] for g in got], [r["loss_scale"] for r in ref])
+        self.assertEqual([g["loss_scale"] for g in got], [2.0 ** (39 - i) for i in range(5)])
+        for i in range(5):
+            self.assertIn(f"step {i + 1}: non-finite gradients, step skipped on every rank", p.stderr)
+        init, final = adapter(self.init_adapter()), adapter(os.path.join(out, "adapter"))
+        for k, v in init.items():
+            self.assertTrue((final[k] == v).all(), f"{k} changed although every step was skipped")
 
     def test_packing_trains_every_row_once_on_any_number_of_ranks(self):
         """Rows of 8, 20, 8 and 20 tokens (prompts 2, 4, 2, 4), packed into 32, micro-batch 1,

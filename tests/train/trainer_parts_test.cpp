@@ -1,6 +1,7 @@
 // The trainer's parts against their references: the LR schedule against transformers'
 // get_scheduler, AdamW against torch.optim.AdamW, the fp16 loss scaler against GradScaler's
-// rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package.
+// rules, the flat LoRA bucket, TensorBoard files read back by the tensorboard package (also
+// after a resume drops the events past the checkpoint), checkpoints fsync'ed before the rename.
 #include <boost/test/unit_test.hpp>
 
 // GCC 12 reports a false -Wrestrict in std::string concatenation at -O3 (GCC bug 105329).
@@ -10,13 +11,18 @@
 #include <ATen/core/grad_mode.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "../core/recording_file_sync.h"
+#include "dtune/core/error.h"
+#include "dtune/dist/communicator.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/train/adamw.h"
+#include "dtune/train/checkpoint.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 #include "dtune/train/param_bucket.h"
@@ -147,6 +153,26 @@ BOOST_AUTO_TEST_CASE(crc32c_known_vector) {
   BOOST_TEST(dtune::crc32c("123456789", 9) == 0xE3069283u);
 }
 
+namespace {
+
+// {tag: [[step, value], ...]} of the event files in dir, as the tensorboard package reads them.
+nlohmann::json read_tensorboard(const fs::path& dir) {
+  const std::string py =
+      "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
+      "import json,sys\n"
+      "a=E(sys.argv[1], size_guidance={'scalars': 0}); a.Reload()\n"
+      "print(json.dumps({t:[[e.step,e.value] for e in a.Scalars(t)] for t in a.Tags()['scalars']}))\n";
+  const fs::path script = dir.parent_path() / (dir.filename().string() + "_read.py");
+  std::FILE* f = std::fopen(script.c_str(), "w");
+  std::fputs(py.c_str(), f);
+  std::fclose(f);
+  const std::string out = run(std::string(DTUNE_PYTHON) + " " + script.string() + " " + dir.string() + " 2>/dev/null");
+  fs::remove(script);
+  return nlohmann::json::parse(out);
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
   const fs::path dir = temp_dir("tb");
   std::string path;
@@ -158,15 +184,7 @@ BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
     }
     path = w.path();
   }
-  const std::string py =
-      "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
-      "import json,sys\n"
-      "a=E(sys.argv[1]); a.Reload()\n"
-      "print(json.dumps({t:[[e.step,e.value] for e in a.Scalars(t)] for t in a.Tags()['scalars']}))\n";
-  std::FILE* f = std::fopen((dir / "read.py").c_str(), "w");
-  std::fputs(py.c_str(), f);
-  std::fclose(f);
-  const auto got = nlohmann::json::parse(run(std::string(DTUNE_PYTHON) + " " + (dir / "read.py").string() + " " + dir.string() + " 2>/dev/null"));
+  const auto got = read_tensorboard(dir);
   BOOST_REQUIRE(got.contains("train/loss"));
   BOOST_REQUIRE_EQUAL(got["train/loss"].size(), 5u);
   for (int i = 0; i < 5; ++i) {
@@ -175,5 +193,108 @@ BOOST_AUTO_TEST_CASE(tensorboard_events_read_back) {
     BOOST_TEST(std::abs(got["train/loss"][i][1].get<double>() - 2.0 / (i + 1)) < 1e-6);
     BOOST_TEST(std::abs(got["train/lr"][i][1].get<double>() - 1e-4 * (i + 1)) < 1e-10);
   }
+  fs::remove_all(dir);
+}
+
+// Resume from a checkpoint at step 3 after a crash at step 5 (mid-record): the events past step
+// 3 and the torn record are dropped, so with the resumed run's steps 4..6 TensorBoard reads one
+// value per step, the resumed run's. Without the drop it reads 1..5 then 4..6 (no purge: it
+// purges only at a SessionLog START event).
+BOOST_AUTO_TEST_CASE(tensorboard_resume_keeps_one_value_per_step) {
+  const fs::path dir = temp_dir("tb_resume");
+  std::string first;
+  {
+    dtune::TensorBoardWriter w(dir.string());
+    for (int step = 1; step <= 5; ++step) {
+      w.add_scalar("train/loss", 2.0 / step, step);
+      w.add_scalar("eval/loss", 5.0 / step, step);
+    }
+    first = w.path();
+  }
+  {
+    std::FILE* f = std::fopen(first.c_str(), "ab");  // the crash: half a record
+    std::fwrite("\x20\0\0\0\0\0", 1, 6, f);
+    std::fclose(f);
+  }
+  const auto size_before = fs::file_size(first);
+  BOOST_TEST(dtune::drop_tensorboard_events_after(dir.string(), 3) == 2 * 2 + 1);
+  BOOST_TEST(fs::file_size(first) < size_before);
+  BOOST_TEST(dtune::drop_tensorboard_events_after(dir.string(), 3) == 0);  // idempotent
+  {
+    dtune::TensorBoardWriter w(dir.string());  // the resumed run (same file within a second)
+    for (int step = 4; step <= 6; ++step) w.add_scalar("train/loss", 3.0 / step, step);
+  }
+  const auto got = read_tensorboard(dir);
+  BOOST_REQUIRE(got.contains("train/loss"));
+  BOOST_REQUIRE_EQUAL(got["train/loss"].size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    const int step = i + 1;
+    BOOST_TEST(got["train/loss"][i][0].get<int>() == step);
+    const double want = step <= 3 ? 2.0 / step : 3.0 / step;  // float32 values
+    BOOST_TEST(std::abs(got["train/loss"][i][1].get<double>() - want) < 1e-6);
+  }
+  BOOST_REQUIRE_EQUAL(got["eval/loss"].size(), 3u);  // steps 4, 5 dropped, not logged again
+  BOOST_TEST(got["eval/loss"][2][0].get<int>() == 3);
+  BOOST_TEST(dtune::drop_tensorboard_events_after((dir / "absent").string(), 3) == 0);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+dtune::CheckpointData small_checkpoint(int64_t step) {
+  dtune::CheckpointData data;
+  data.step = step;
+  data.trainer = {{"step", step}};
+  data.adapter_config.r = 2;
+  data.adapter_config.alpha = 4;
+  data.adapter_config.target_modules = {"q_proj"};
+  const std::string layer = "base_model.model.model.layers.0.self_attn.q_proj.";
+  data.adapter = {{layer + "lora_A.weight", at::randn({2, 4})}, {layer + "lora_B.weight", at::zeros({4, 2})}};
+  data.optimizer = {{"exp_avg.0", at::zeros({8})}, {"exp_avg_sq.0", at::zeros({8})}};
+  data.config_ini = "[train]\nmax_steps = 10\n";
+  return data;
+}
+
+}  // namespace
+
+// Every file of checkpoint-STEP is fsync'ed under the temporary name, then the folder, before the
+// rename that publishes it; output_dir after it. A failing fsync publishes nothing, leaves the
+// earlier checkpoint, and says so naming the file.
+BOOST_AUTO_TEST_CASE(checkpoint_is_synced_before_it_is_published) {
+  const fs::path dir = temp_dir("ckpt_sync");
+  auto comm = dtune::dist::make_single_process_communicator();
+  dtune::test::RecordingFileSync rec;
+  const std::string path = dtune::save_checkpoint(*comm, dir.string(), small_checkpoint(7), nlohmann::json::object(), 3);
+  BOOST_TEST(path == (dir / "checkpoint-7").string());
+  const std::string tmp = (dir / ".tmp-checkpoint-7").string();
+  const int rename = rec.index_of("rename " + tmp + " " + path);
+  BOOST_REQUIRE(rename >= 0);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(path)) {
+    const std::string name = e.path().filename().string();
+    const int synced = rec.index_of("sync_file " + tmp + "/" + name);
+    BOOST_TEST_INFO(name);
+    BOOST_TEST((synced >= 0 && synced < rename));
+    ++files;
+  }
+  BOOST_TEST(files == 6);  // adapter_config, adapter_model, optimizer, rank_states, config.ini, trainer_state
+  const int folder = rec.index_of("sync_dir " + tmp);
+  BOOST_TEST((folder >= 0 && folder < rename));
+  BOOST_TEST((static_cast<size_t>(rename) + 1 < rec.calls.size() &&
+              rec.calls[static_cast<size_t>(rename) + 1] == "sync_dir " + dir.string()));
+
+  rec.fail_next("sync_file " + (dir / ".tmp-checkpoint-8/optimizer.safetensors").string(), EIO);
+  try {
+    dtune::save_checkpoint(*comm, dir.string(), small_checkpoint(8), nlohmann::json::object(), 3);
+    BOOST_ERROR("expected an error");
+  } catch (const dtune::Error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST_INFO(msg);
+    BOOST_TEST(msg.find("cannot fsync " + (dir / ".tmp-checkpoint-8/optimizer.safetensors").string() +
+                        ": Input/output error") != std::string::npos);
+    BOOST_TEST(msg.find("The newest complete checkpoint, " + path + ", is intact") != std::string::npos);
+  }
+  BOOST_TEST(!fs::exists(dir / "checkpoint-8"));
+  BOOST_TEST(!fs::exists(dir / ".tmp-checkpoint-8"));
   fs::remove_all(dir);
 }

@@ -87,6 +87,18 @@ BOOST_AUTO_TEST_CASE(training_flops_counts_rows_not_padding) {
   BOOST_TEST(dtune::training_flops(dtune::make_empty_batch(), c, 100) == 0.0);
 }
 
+BOOST_AUTO_TEST_CASE(matmul_parameters_leave_out_the_embedding_lookup) {
+  // DeepSeek-R1-Distill-Llama-8B: 8,030,261,248 parameters, untied, vocab 128,256 x hidden 4,096.
+  dtune::ModelConfig llama;
+  llama.vocab_size = 128256;
+  llama.hidden_size = 4096;
+  BOOST_TEST(dtune::matmul_parameters(llama, 8030261248) == 7504924672);
+  // Tied (SmolLM2, Qwen2-1.5B): the one matrix is the LM head's, counted once.
+  dtune::ModelConfig tied = llama;
+  tied.tie_word_embeddings = true;
+  BOOST_TEST(dtune::matmul_parameters(tied, 1000000000) == 1000000000);
+}
+
 BOOST_AUTO_TEST_CASE(adamw_moments_refuse_an_unknown_or_missing_tensor) {
   dtune::LoadedCheckpoint ck;
   ck.path = "out/checkpoint-3";

@@ -17,7 +17,10 @@ namespace dtune {
 // last = tokens length) and prompt_lengths (int32, n_rows, within each row). Token ids are
 // checked against [0, vocab_size) as rows are read (read_row throws naming the row), or for
 // the whole split with validate_all_ids(). Every failure is a dtune::Error naming the file and
-// dataset. Not thread-safe (the HDF5 library is built serial); one reader per thread/rank.
+// dataset; a changed byte fails a checksum and reads "FILE: corrupt (checksum mismatch in
+// /train/tokens chunk N); re-run `dtune pretokenize` ..." (docs/DATA_FORMAT.md, "Corruption";
+// files written before the checksums are read unchecked). Not thread-safe (the HDF5 library
+// is built serial); one reader per thread/rank.
 class Hdf5Dataset {
  public:
   // split: "train" or "eval".

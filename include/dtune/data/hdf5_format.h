@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <string>
 
+#include "dtune/core/sha256.h"
+
 namespace dtune {
 
 // Bump when the layout changes incompatibly; the reader rejects other versions.
 constexpr int64_t kDataFormatVersion = 1;
 // Groups: "/train", "/eval". Datasets in each group:
 //   tokens          int32 (n_tokens,)    all rows' ids back to back; chunked, shuffle + gzip
+//                                        + Fletcher-32 (every dataset has the same filters)
 //   offsets         int64 (n_rows + 1,)  row i is tokens[offsets[i]:offsets[i+1]]; offsets[0]=0
 //   prompt_lengths  int32 (n_rows,)      leading tokens of row i that are prompt (no loss)
 constexpr const char* kTrainGroup = "train";
@@ -43,5 +46,30 @@ struct PretokenizedInfo {
   int64_t seed = 0;                // train/eval split seed
   double eval_fraction = 0;        // probability that a row goes to /eval
 };
+
+// Root attribute holding string_attributes_sha256(info). HDF5 keeps variable-length string
+// values in a global heap that has no checksum (numbers and the rest of the metadata have one),
+// so the writer records this digest and the reader compares it; files written before it
+// existed have none and are read unchecked.
+constexpr const char* kStringAttributesSha256 = "string_attributes_sha256";
+
+// Hex sha256 of every string attribute as "name=<byte length>:value\n", in a fixed order.
+inline std::string string_attributes_sha256(const PretokenizedInfo& info) {
+  Sha256 h;
+  const auto add = [&h](const char* name, const std::string& value) {
+    h.update(std::string(name) + "=" + std::to_string(value.size()) + ":");
+    h.update(value);
+    h.update("\n");
+  };
+  add("dtune_version", info.dtune_version);
+  add("tokenizer_path", info.tokenizer_path);
+  add("tokenizer_sha256", info.tokenizer_sha256);
+  add("template_name", info.template_name);
+  add("template_text", info.template_text);
+  add("add_bos", info.add_bos);
+  add("source_path", info.source_path);
+  add("source_sha256", info.source_sha256);
+  return h.hex_digest();
+}
 
 }  // namespace dtune

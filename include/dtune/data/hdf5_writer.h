@@ -12,6 +12,9 @@
 namespace dtune {
 
 // Crash-safety contract: data goes to "<path>.tmp-<pid>", renamed to <path> by finish().
+// Integrity: every dataset carries the Fletcher-32 filter and the file uses HDF5's 1.10 format
+// (checksummed metadata), plus the string_attributes_sha256 root attribute, so a changed byte is
+// reported by Hdf5Dataset instead of read as other ids (docs/DATA_FORMAT.md, "Corruption").
 // If finish() is never reached (an exception, a bad row), the destructor removes the temp
 // file and <path> is untouched. Not thread-safe: one writer thread.
 class Hdf5Writer {
@@ -28,8 +31,10 @@ class Hdf5Writer {
   int64_t num_rows(bool eval) const;
   int64_t num_tokens(bool eval) const;
 
-  // Flushes, writes info as root attributes (row counts taken from what was appended),
-  // closes and renames onto the final path.
+  // Flushes, writes info as root attributes (row counts taken from what was appended), closes,
+  // and publishes the file durably (publish_file: fsync, rename onto the final path, fsync the
+  // folder). Throws dtune::Error naming the path when any step fails; the destructor then
+  // removes the temp file and the final path is untouched.
   void finish(PretokenizedInfo info);
   const std::string& temp_path() const { return temp_path_; }
 

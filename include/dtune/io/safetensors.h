@@ -64,8 +64,10 @@ class WeightStore {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes tensors (any device, contiguous copies are made) to path atomically: a temporary file
-// in the same folder, fsync, rename. Keys are written in the given order.
+// Writes tensors (any device, contiguous copies are made) to path atomically and durably: a
+// temporary file in the same folder, then publish_file (fsync, rename, fsync the folder; see
+// dtune/core/durable_file.h). Keys are written in the given order. Throws dtune::Error naming
+// path when a write, fsync or rename fails; the temporary file is removed then.
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});

@@ -18,8 +18,11 @@ class StagingDir {
   StagingDir& operator=(const StagingDir&) = delete;
 
   const std::string& path() const { return tmp_; }
-  // Renames the staging folder to final_dir. An existing final_dir is first renamed aside and
-  // removed after the swap, so at every instant one complete copy exists on disk.
+  // fsyncs every file and folder in the staging folder (sync_tree), renames it to final_dir and
+  // fsyncs final_dir's parent, so after a power loss final_dir is the old or the complete new
+  // copy. An existing final_dir is first renamed aside and removed after the swap, so at every
+  // instant one complete copy exists on disk. Throws dtune::Error naming the path when an fsync
+  // or rename fails (the staging folder is then removed by the destructor).
   void commit();
 
  private:

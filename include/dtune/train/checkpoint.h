@@ -1,8 +1,9 @@
 // Checkpoints: output_dir/checkpoint-STEP/ holds the PEFT adapter (adapter_config.json +
 // adapter_model.safetensors, loadable by PeftModel.from_pretrained) and the trainer state
 // (trainer_state.json, optimizer.safetensors, rank_states.json, config.ini). It is written under
-// a temporary name and renamed once every rank has handed in its part, so a checkpoint-STEP
-// folder is always complete; the previous ones stay intact if a write fails.
+// a temporary name and published with publish_dir (every file and folder fsync'ed, renamed,
+// output_dir fsync'ed) once every rank has handed in its part, so a checkpoint-STEP folder is
+// always complete, also after a power loss; the previous ones stay intact if a write fails.
 #pragma once
 
 #include <cstdint>

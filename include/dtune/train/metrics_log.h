@@ -18,8 +18,9 @@ struct MetricsOptions {
   std::string progress = "auto";  // auto | bar | lines | off
   int64_t log_every = 1;        // steps between lines (lines mode)
   int64_t total_steps = 0;      // for the bar and the ETA
-  // Resume: keep the existing metrics.jsonl rows up to this step (a crashed run may have logged
-  // steps past its last checkpoint, which the resumed run logs again) and append; -1 = new file.
+  // Resume: keep the existing metrics.jsonl rows and TensorBoard events (tb/) up to this step
+  // (a crashed run may have logged steps past its last checkpoint, which the resumed run logs
+  // again) and append; -1 = new file.
   int64_t resume_step = -1;
 };
 
