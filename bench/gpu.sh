@@ -5,8 +5,9 @@
 # bf16 models with the shapes of DeepSeek-R1-Distill-Llama-8B and -Qwen-1.5B
 # (bench/model-configs/) and synthetic pre-tokenized data on the device, then runs each
 # configuration with dtune and with bench/gpu_peer.py, and prints one table (bench/gpu_report.py):
-# tokens/s per GPU, MFU (dtune's formula), peak memory, dtune/peer ratios. docs/bench/GPU.md says
-# how to call it.
+# tokens/s per GPU, MFU (dtune's formula), peak memory, dtune/peer ratios. Before the runs, short
+# first-contact checks (issue 22): the MFU peak's SKU, train.deterministic=true with sampled
+# generation, a CPU checkpoint resumed on the GPU. docs/bench/GPU.md says how to call it.
 #
 #   bash bench/gpu_carry.sh && bash bench/gpu.sh          # on the device: see docs/bench/GPU.md
 #   DRY_RUN=1 bash bench/gpu.sh                           # here: the same plumbing on CPU, tiny
@@ -173,6 +174,44 @@ if [ "$dtune_ok" = 1 ]; then
     fi
     mv "$work/smoke.log" "$work/smoke_sync_check.log"; mv "$work/smoke_first.log" "$work/smoke.log"
   fi
+  if [ "$dtune_ok" = 1 ]; then
+    # First contact (issue 22); each check prints OK or FAILED and none stops the benchmark.
+    say "peak for MFU: $(grep -m1 -E 'MFU against|no known peak' "$work/smoke.log" || echo '(no line)')"
+    # (a) train.deterministic=true, then the generation test, sampled (top-p, repetition penalty),
+    #     on a tiny model with the Llama 3.1 vocabulary and tokenizer: libtorch refuses top-p's
+    #     cumsum on CUDA in deterministic mode, so this proves the processors run on the host.
+    "$python" bench/gpu_make.py model --config bench/model-configs/deepseek-r1-distill-llama-8b.json --tiny \
+      --vocab 128256 --dtype float32 --device cpu --output "$work/smoke_model_tok" > /dev/null
+    rm -rf "$work/smoke_det"
+    if timeout -k 5 150 "$work/dtune.sh" train --model.path="$work/smoke_model_tok" \
+         --model.tokenizer=tests/fixtures/tokenizers/llama3_1 --data.path="$work/smoke.h5" --data.micro_batch_size=2 \
+         --data.shuffle=false --train.device="$device" --train.precision="$prec_b" --train.max_steps=2 \
+         --train.gradient_accumulation_steps=1 --train.eval_every=0 --train.deterministic=true \
+         --checkpoint.output_dir="$work/smoke_det" --generate.enabled=true --generate.prompt_template=none \
+         --generate.max_new_tokens=16 --generate.temperature=0.7 --generate.top_p=0.9 --generate.repetition_penalty=1.1 \
+         --log.tensorboard=false --log.progress=lines > "$work/smoke_det.log" 2>&1 \
+       && [ -s "$work/smoke_det/generation.txt" ]; then
+      say "deterministic run + sampled generation OK"
+    else
+      say "deterministic run + sampled generation FAILED:"; tail -15 "$work/smoke_det.log" | sed 's/^/  | /'
+    fi
+    # (b) a checkpoint written on the CPU resumed on $device: CPU and CUDA dropout generators
+    #     differ, so the run must continue with a warning (a new dropout stream), not stop inside c10.
+    rm -rf "$work/smoke_xdev"
+    xdev() {  # xdev DEVICE LOG [OPTIONS]
+      local dev=$1 log=$2; shift 2
+      timeout -k 5 120 "$work/dtune.sh" train --model.path="$work/smoke_model" --data.path="$work/smoke.h5" \
+        --data.micro_batch_size=2 --data.shuffle=false --train.device="$dev" --train.precision=fp32 \
+        --train.max_steps=2 --train.gradient_accumulation_steps=1 --train.eval_every=0 --lora.dropout=0.1 \
+        --checkpoint.output_dir="$work/smoke_xdev" --checkpoint.save_every=1 --generate.enabled=false \
+        --log.tensorboard=false --log.progress=lines "$@" > "$work/$log" 2>&1
+    }
+    if xdev cpu smoke_xdev_cpu.log && xdev "$device" smoke_xdev_resume.log --checkpoint.resume="$work/smoke_xdev/checkpoint-1"; then
+      say "CPU checkpoint resumed on $device OK: $(grep -m1 -o 'dropout RNG state from [a-z ]*' "$work/smoke_xdev_resume.log" || echo 'same generator, restored exactly')"
+    else
+      say "CPU checkpoint resumed on $device FAILED:"; tail -15 "$work/smoke_xdev_resume.log" | sed 's/^/  | /'
+    fi
+  fi
   if [ "$dtune_ok" = 1 ] && [[ " $configs " == *" b "* ]]; then
     # Packed rows: dtune's attention (flash varlen on CUDA, the fused kernel on CPU) against
     # libtorch's SDPA with a mask, 2 steps with LoRA dropout 0. The step-1 loss and gradient norm
@@ -303,6 +342,7 @@ done
 bundle=(runs runs.jsonl env.json); [ -f "$work/smoke.log" ] && bundle+=(smoke.log)
 for f in smoke_packed_auto.log smoke_packed_sdpa.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
 [ -f "$work/smoke_sync_check.log" ] && bundle+=(smoke_sync_check.log)
+for f in smoke_det.log smoke_xdev_cpu.log smoke_xdev_resume.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
 tar -C "$work" -czf "$out/runs.tar.gz" "${bundle[@]}"
 "$python" bench/gpu_report.py --runs "$work/runs.jsonl" --json "$out/gpu_bench.json" --env "$work/env.json"
 say "done; results in $out"

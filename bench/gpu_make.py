@@ -3,12 +3,13 @@
 shapes, and synthetic pre-tokenized HDF5 files in dtune's format (docs/DATA_FORMAT.md).
 
   python3 bench/gpu_make.py model --config bench/model-configs/deepseek-r1-distill-llama-8b.json \
-      --output /tmp/llama8b [--dtype bfloat16] [--device cuda] [--seed 0] [--tiny]
+      --output /tmp/llama8b [--dtype bfloat16] [--device cuda] [--seed 0] [--tiny [--vocab 128256]]
   python3 bench/gpu_make.py data --kind padded --rows 104 --seq 1024 --vocab 128256 --output a.h5
   python3 bench/gpu_make.py data --kind packed --rows 104 --seq 2048 --vocab 128256 --output b.h5
 
 model: config.json is the given one (--tiny: hidden 64, intermediate 128, 2 layers, 4 heads,
-2 KV heads, vocab 512, everything else kept: rope scaling, biases, tying). Every weight matrix and
+2 KV heads, vocab 512 or --vocab, everything else kept: rope scaling, biases, tying; --vocab with
+the model's own size lets a tiny model use the real tokenizer, for a generation test). Every weight matrix and
 bias is N(0, 0.02), norm weights are 1, drawn on --device from a generator seeded per tensor
 (--seed + its index), so the same command gives the same bytes; saved as safetensors shards of at
 most --shard-gib (model-0000k-of-0000n.safetensors + model.safetensors.index.json), or one
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--shard-gib", type=float, default=5.0)
     m.add_argument("--tiny", action="store_true", help="same architecture, tiny sizes (CPU dry run)")
+    m.add_argument("--vocab", type=int, default=512, help="--tiny only: the vocabulary size")
     d = sub.add_parser("data")
     d.add_argument("--kind", choices=["padded", "packed"], required=True)
     d.add_argument("--rows", type=int, required=True, help="padded: rows; packed: packed sequences")
@@ -55,7 +57,7 @@ def model_config(args):
         cfg = json.load(f)
     if args.tiny:
         cfg.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, vocab_size=512, bos_token_id=1, eos_token_id=2)
+                   num_key_value_heads=2, vocab_size=args.vocab, bos_token_id=1, eos_token_id=2)
         cfg.pop("head_dim", None)
         if "max_window_layers" in cfg:
             cfg["max_window_layers"] = 2

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/dist/check.h"
 #include "dtune/dist/mpi_communicator.h"
@@ -16,9 +17,10 @@ namespace dtune::dist {
 MpiEnv::MpiEnv(int* argc, char*** argv) {
   int initialized = 0;
   MPI_CHECK(MPI_Initialized(&initialized));
+  int provided = MPI_THREAD_FUNNELED;
   if (!initialized) {
-    int provided = 0;
-    // FUNNELED: only the main thread calls MPI (the NCCL watchdog thread only aborts).
+    // FUNNELED: only the main thread calls MPI. Other threads exist (libtorch's, NCCL's, the NCCL
+    // watchdog), and none of them calls MPI: the watchdog ends a failed job without it.
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
     owns_mpi_ = true;
   }
@@ -32,6 +34,11 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
   MPI_CHECK(MPI_Comm_size(local, &local_size_));
   MPI_CHECK(MPI_Comm_free(&local));
   log::set_rank(rank_, world_size_);
+  if (provided < MPI_THREAD_FUNNELED) {
+    log::warn(dtune::str("this MPI provides thread level ", provided, ", below MPI_THREAD_FUNNELED (", MPI_THREAD_FUNNELED,
+                  "): dtune calls MPI from the main thread only, but the process has other threads; if MPI "
+                  "misbehaves, use an MPI built with thread support (Open MPI provides it)"));
+  }
 }
 
 MpiEnv::~MpiEnv() {

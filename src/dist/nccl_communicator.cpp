@@ -1,22 +1,27 @@
 // The NCCL communicator over CUDA tensors: collectives run on the current torch CUDA stream; a
-// watchdog thread aborts the job when a collective outlives its timeout or NCCL reports an
-// asynchronous error (a dead peer), so a failure never turns into a hang.
+// watchdog thread ends the job when a collective outlives its timeout or NCCL reports an
+// asynchronous error (a dead peer), so a failure never turns into a hang. The watchdog never
+// calls MPI (MPI runs FUNNELED: only the main thread may): as PyTorch's ProcessGroupNCCL
+// watchdog does, it aborts the NCCL communicator, prints why and ends the process, and the
+// launcher (mpirun, srun) then ends the other ranks.
 #include <mpi.h>
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
-#include <deque>
+#include <exception>
 #include <mutex>
 #include <thread>
 
 #include "dtune/core/log.h"
 #include "dtune/dist/check.h"
+#include "dtune/dist/collective_watchdog.h"
 #include "dtune/dist/cuda_check.h"
+#include "dtune/dist/job_guard.h"
 #include "dtune/dist/mpi_communicator.h"
 #include "dtune/dist/mpi_env.h"
 
@@ -46,18 +51,46 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-using Clock = std::chrono::steady_clock;
+constexpr const char* kPeerHint =
+    "\n  hint: a peer rank died or the network stalled; see docs/HPC.md (NCCL troubleshooting).";
+constexpr const char* kStickyHint =
+    "\n  hint: CUDA errors are sticky, so this one may come from any kernel queued before the "
+    "collective, not from NCCL; rerun with CUDA_LAUNCH_BLOCKING=1 to name the kernel.";
+
+// A CUDA error left pending on this thread by an earlier call or kernel launch would surface in
+// the collective (NCCL reads cudaGetLastError after its own launches) as if NCCL had failed:
+// report it as what it is, and clear it. A sticky error (a faulted kernel) still fails the
+// collective, whose message then says it need not be NCCL's.
+void clear_pending_cuda_error(const char* what) {
+  const cudaError_t pending = cudaGetLastError();
+  if (pending != cudaSuccess) {
+    const std::string msg = str("before NCCL ", what, ", a CUDA error was pending from an earlier kernel or call "
+                                "(not NCCL): ", cudaGetErrorName(pending), ": ", cudaGetErrorString(pending), "; cleared");
+    std::fprintf(stderr, "[rank %d] warning: %s\n", log::rank(), msg.c_str());  // every rank (log::warn: rank 0)
+  }
+}
+
+// NCCL_CHECK for a collective launch; ncclUnhandledCudaError names the CUDA error behind it.
+void check_nccl_launch(ncclResult_t rc, const char* what) {
+  if (rc == ncclSuccess) return;
+  const cudaError_t cuda = cudaGetLastError();
+  throw Error(str("NCCL ", what, " failed to launch: ", ncclGetErrorString(rc),
+                  rc == ncclUnhandledCudaError ? str(" (CUDA: ", cudaGetErrorName(cuda), ": ", cudaGetErrorString(cuda), ")",
+                                                     kStickyHint)
+                                               : std::string("\n  hint: rerun with NCCL_DEBUG=INFO; see docs/HPC.md")));
+}
 
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(int rank, int world, int device, double timeout_s)
-      : rank_(rank), world_(world), device_(device), timeout_(timeout_s) {
+      : rank_(rank), world_(world), device_(device), watchdog_(timeout_s) {
     CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD));
     NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
-    watchdog_ = std::thread([this] { watch(); });
+    // comm_ is written only here, before the watchdog thread starts, and read by both threads.
+    watchdog_thread_ = std::thread([this] { watch(); });
   }
 
   ~NcclCommunicator() override {
@@ -66,9 +99,20 @@ class NcclCommunicator final : public Communicator {
       stop_ = true;
     }
     cv_.notify_all();
-    if (watchdog_.joinable()) watchdog_.join();
-    for (auto& p : pending_) cudaEventDestroy(p.event);
-    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    if (watchdog_thread_.joinable()) watchdog_thread_.join();
+    if (std::uncaught_exceptions() > 0) {
+      // An error is unwinding the stack: ncclCommDestroy would wait for collectives that peers
+      // may never join (a hang that hides the error). Abort instead, once run_guarded has
+      // printed the error.
+      ncclComm_t comm = comm_;
+      run_after_error_report([comm] {
+        const ncclResult_t rc = ncclCommAbort(comm);
+        if (rc != ncclSuccess) log::error(str("ncclCommAbort: ", ncclGetErrorString(rc)));
+      });
+      return;
+    }
+    const ncclResult_t rc = ncclCommDestroy(comm_);
+    if (rc != ncclSuccess) log::warn(str("ncclCommDestroy: ", ncclGetErrorString(rc)));  // a destructor cannot throw
   }
 
   int rank() const override { return rank_; }
@@ -78,9 +122,11 @@ class NcclCommunicator final : public Communicator {
   void all_reduce(at::Tensor& tensor, ReduceOp op) override {
     check_cuda_contiguous(tensor, "all_reduce");
     if (tensor.numel() == 0) return;
+    clear_pending_cuda_error("all_reduce");
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_).stream();
-    NCCL_CHECK(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
-                             nccl_type(tensor.scalar_type()), nccl_op(op), comm_, stream));
+    check_nccl_launch(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
+                                    nccl_type(tensor.scalar_type()), nccl_op(op), comm_, stream),
+                      "all_reduce");
     track(stream, "all_reduce");
   }
 
@@ -88,9 +134,11 @@ class NcclCommunicator final : public Communicator {
     check_cuda_contiguous(tensor, "broadcast");
     DTUNE_CHECK(root >= 0 && root < world_, "broadcast root ", root, " out of range");
     if (tensor.numel() == 0) return;
+    clear_pending_cuda_error("broadcast");
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_).stream();
-    NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
-                             nccl_type(tensor.scalar_type()), root, comm_, stream));
+    check_nccl_launch(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
+                                    nccl_type(tensor.scalar_type()), root, comm_, stream),
+                      "broadcast");
     track(stream, "broadcast");
   }
 
@@ -99,12 +147,6 @@ class NcclCommunicator final : public Communicator {
   void broadcast_string(std::string& bytes, int root) override { host_.broadcast_string(bytes, root); }
 
  private:
-  struct Pending {
-    cudaEvent_t event;
-    Clock::time_point deadline;
-    const char* what;
-  };
-
   void check_cuda_contiguous(const at::Tensor& t, const char* what) const {
     DTUNE_CHECK(t.defined() && t.is_cuda(), what, " (NCCL backend) needs a CUDA tensor");
     DTUNE_CHECK(t.get_device() == device_, what, ": tensor on cuda:", t.get_device(),
@@ -112,61 +154,67 @@ class NcclCommunicator final : public Communicator {
     DTUNE_CHECK(t.is_contiguous(), what, " needs a contiguous tensor");
   }
 
-  // Records an event after the collective; the watchdog retires it or aborts the job.
+  // Records an event after the collective; the watchdog retires it or ends the job.
   void track(cudaStream_t stream, const char* what) {
     cudaEvent_t ev;
     CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    CUDA_CHECK(cudaEventRecord(ev, stream));
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(timeout_));
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_.push_back({ev, deadline, what});
+    const cudaError_t recorded = cudaEventRecord(ev, stream);
+    if (recorded != cudaSuccess) {
+      cudaEventDestroy(ev);  // best effort: the error below is what matters
+      CUDA_CHECK(recorded);
+    }
+    watchdog_.launched(
+        str("NCCL ", what),
+        [ev](std::string* error) {
+          const cudaError_t q = cudaEventQuery(ev);
+          if (q == cudaSuccess) return WorkStatus::kDone;
+          if (q == cudaErrorNotReady) return WorkStatus::kRunning;
+          *error = str("CUDA ", cudaGetErrorName(q), ": ", cudaGetErrorString(q));
+          return WorkStatus::kFailed;
+        },
+        [ev] { cudaEventDestroy(ev); });  // its return code: nothing to do with a failure here
   }
 
-  [[noreturn]] void fail(const std::string& why) {
-    log::error(why + "\n  hint: a peer rank died or the network stalled; see docs/HPC.md "
-                     "(NCCL troubleshooting). Aborting the job.");
-    ncclCommAbort(comm_);
-    comm_ = nullptr;
-    MPI_Abort(MPI_COMM_WORLD, kExitError);
+  // On the watchdog thread: abort NCCL so no rank waits on this one, print why, end the process.
+  [[noreturn]] void fail(const std::string& why, const char* hint) {
+    log::error(why + hint + " Ending this rank; the launcher ends the others.");
+    const ncclResult_t rc = ncclCommAbort(comm_);
+    if (rc != ncclSuccess) log::error(str("ncclCommAbort: ", ncclGetErrorString(rc)));
+    std::fflush(nullptr);
     std::_Exit(kExitError);
   }
 
   void watch() {
-    if (cudaSetDevice(device_) != cudaSuccess) return;
+    const cudaError_t set = cudaSetDevice(device_);
+    if (set != cudaSuccess) {
+      fail(str("NCCL watchdog: cudaSetDevice(", device_, "): ", cudaGetErrorString(set)),
+           "\n  hint: check nvidia-smi and CUDA_VISIBLE_DEVICES.");
+    }
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       cv_.wait_for(lock, std::chrono::milliseconds(100));
       ncclResult_t async = ncclSuccess;
-      if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess &&
-          async != ncclInProgress) {
-        fail(dtune::str("NCCL asynchronous error: ", ncclGetErrorString(async)));
-      }
-      while (!pending_.empty()) {
-        Pending& p = pending_.front();
-        const cudaError_t q = cudaEventQuery(p.event);
-        if (q == cudaSuccess) {
-          cudaEventDestroy(p.event);
-          pending_.pop_front();
-          continue;
+      const ncclResult_t got = ncclCommGetAsyncError(comm_, &async);
+      if (got != ncclSuccess) fail(str("ncclCommGetAsyncError: ", ncclGetErrorString(got)), kPeerHint);
+      if (async != ncclSuccess && async != ncclInProgress)
+        fail(str("NCCL asynchronous error: ", ncclGetErrorString(async)), kPeerHint);
+      if (const auto alarm = watchdog_.poll()) {
+        if (alarm->kind == WatchdogAlarm::Kind::kTimeout) {
+          fail(alarm->message + " (train.nccl_timeout)", kPeerHint);
         }
-        if (q != cudaErrorNotReady) fail(dtune::str("CUDA error while waiting for NCCL ", p.what, ": ", cudaGetErrorString(q)));
-        if (Clock::now() > p.deadline)
-          fail(dtune::str("NCCL ", p.what, " did not finish within ", timeout_, " s (train.nccl_timeout)"));
-        break;
+        fail(alarm->message, kStickyHint);
       }
     }
   }
 
   int rank_, world_, device_;
-  double timeout_;
   ncclComm_t comm_ = nullptr;
   MpiCommunicator host_;  // small host-side collectives
-  std::mutex mu_;
+  CollectiveWatchdog watchdog_;
+  std::mutex mu_;  // guards stop_
   std::condition_variable cv_;
-  std::deque<Pending> pending_;
   bool stop_ = false;
-  std::thread watchdog_;
+  std::thread watchdog_thread_;
 };
 
 }  // namespace

@@ -95,8 +95,7 @@ std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
   }
   const bool padded = real_tokens != batch * prompt_len;
   ids = ids.to(device);
-  valid = valid.to(device);
-  seen = seen.to(device);
+  valid = valid.to(device);  // seen stays on the host, where the tokens are chosen
 
   const auto prefill_start = Clock::now();
   KVCache cache = decoder.make_kv_cache(batch, total_len);
@@ -114,9 +113,8 @@ std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
   double prefill_seconds = 0;
   auto decode_start = Clock::now();
   for (int64_t step = 0; step < max_new; ++step) {
-    at::Tensor next = select_next_tokens(logits, seen.narrow(1, 0, prompt_len + step), options.sampling,
-                                         generator);  // (B,)
-    at::Tensor next_cpu = next.to(at::kCPU);
+    at::Tensor next_cpu = select_next_tokens(logits, seen.narrow(1, 0, prompt_len + step), options.sampling,
+                                             generator);  // (B,) on the host
     const int64_t* next_ptr = next_cpu.data_ptr<int64_t>();
     bool all_done = true;
     for (size_t r = 0; r < out.size(); ++r) {
@@ -143,8 +141,8 @@ std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
     // are ignored and rows never see each other.
     for (size_t r = 0; r < out.size(); ++r)
       if (finished[r]) next_cpu.data_ptr<int64_t>()[r] = pad_id;
+    seen.narrow(1, prompt_len + step, 1).copy_(next_cpu.unsqueeze(1));
     at::Tensor input = next_cpu.to(device).unsqueeze(1);  // (B, 1)
-    seen.narrow(1, prompt_len + step, 1).copy_(input);
     last_position = last_position + 1;
     hidden = decoder.forward_hidden(input, last_position, AttentionMask::causal(), &cache);
     logits = decoder.logits(hidden.squeeze(1));

@@ -82,11 +82,11 @@ at::Generator make_sampling_generator(uint64_t seed) {
 
 at::Tensor select_next_tokens(const at::Tensor& logits, const at::Tensor& seen_ids,
                               const SamplingOptions& o, at::Generator& generator) {
-  at::Tensor scores = process_logits(logits, seen_ids, o);
+  // On the host: top-p's cumsum is refused on CUDA under deterministic algorithms, and the
+  // token has to come back to the host anyway.
+  const at::Tensor scores = process_logits(logits.to(at::kCPU), seen_ids.to(at::kCPU), o);
   if (o.temperature == 0) return scores.argmax(-1);
-  at::Tensor probs = scores.softmax(-1).to(at::kCPU);
-  at::Tensor next = at::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(1);
-  return next.to(logits.device());
+  return at::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
 }
 
 }  // namespace dtune

@@ -28,7 +28,8 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
         q.transpose(1, 2).reshape({B * T, n_heads, head_dim}), k.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}),
         v.transpose(1, 2).reshape({B * T, n_kv_heads, head_dim}), cu, cu, max_len, max_len, /*dropout_p=*/0.0,
         /*is_causal=*/true, /*return_debug_mask=*/false);
-    return o_proj.forward(std::get<0>(out).view({B, T, n_heads * head_dim}), in.training);
+    // reshape, not view: the kernel's output layout is its own (a copy only if not contiguous).
+    return o_proj.forward(std::get<0>(out).reshape({B, T, n_heads * head_dim}), in.training);
   }
   if (in.fused_cpu) {
     const at::Tensor out = cpu_attention(q, k, v, in.window_starts != nullptr ? *in.window_starts : at::Tensor());
@@ -39,6 +40,16 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
   if (in.mask != nullptr) mask = *in.mask;
   const bool is_causal = in.mask == nullptr;
   bool enable_gqa = n_kv_heads != n_heads;
+  if (enable_gqa && mask && T == 1) {
+    // Decoding one token per row against the cache: fold each K/V head's query heads into the
+    // query length, (B, n_kv, group, hd), so every query head meets its K/V head as stored, with
+    // no per-step copy of the cache (query head h uses K/V head h / group, as transformers).
+    const int64_t group = n_heads / n_kv_heads;
+    const at::Tensor folded_mask = mask->expand({B, mask->size(1), group, mask->size(3)});  // no copy
+    const at::Tensor out = at::scaled_dot_product_attention(q.reshape({B, n_kv_heads, group, head_dim}), k, v,
+                                                            folded_mask, /*dropout_p=*/0.0, /*is_causal=*/false);
+    return o_proj.forward(out.reshape({B, T, n_heads * head_dim}), in.training);  // (B, n_kv, group, hd)
+  }
   if (enable_gqa && mask && q.is_cuda()) {
     // On CUDA the fused SDPA kernels take grouped K/V only without a mask (flash takes no mask,
     // the memory-efficient kernel no enable_gqa), so a masked call would fall back to the math

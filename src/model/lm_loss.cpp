@@ -45,6 +45,22 @@ std::pair<at::Tensor, at::Tensor> run_chunks(const at::Tensor& hidden, const at:
   return {total, grad};
 }
 
+// grad (N, H) in the model dtype times the incoming () fp32 gradient, multiplied in fp32 and
+// rounded once. The incoming gradient is the trainer's loss weight (loss scale / global tokens):
+// rounded to bf16 first it would scale the whole gradient by up to 2^-9, and in fp16 a weight
+// above 65504 would become inf. Rows in blocks, so the fp32 temporary stays small.
+at::Tensor scale_in_fp32(const at::Tensor& grad, const at::Tensor& weight) {
+  const at::Tensor w = weight.to(at::kFloat);
+  if (grad.scalar_type() == at::kFloat) return grad * w;
+  constexpr int64_t kRows = 1024;
+  at::Tensor out = at::empty_like(grad);
+  for (int64_t begin = 0; begin < grad.size(0); begin += kRows) {
+    const int64_t end = std::min(grad.size(0), begin + kRows);
+    out.slice(0, begin, end).copy_(grad.slice(0, begin, end).to(at::kFloat).mul_(w));
+  }
+  return out;
+}
+
 struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
                             const at::Tensor& lm_head, const at::Tensor& targets,
@@ -56,8 +72,7 @@ struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor grad = ctx->get_saved_variables()[0];
-    return {grad * grad_outputs[0].to(grad.scalar_type()), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {scale_in_fp32(grad, grad_outputs[0]), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include "dtune/core/durable_file.h"
 #include "dtune/core/error.h"
+#include "dtune/core/log.h"
 #include "dtune/dist/communicator.h"
 #include "dtune/io/safetensors.h"
 
@@ -130,7 +131,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_si
   return ck;
 }
 
-std::string save_rng_state(c10::Device device) {
+nlohmann::json save_rng_state(c10::Device device) {
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   const at::Tensor state = gen.get_state();
@@ -142,22 +143,54 @@ std::string save_rng_state(c10::Device device) {
     hex.push_back(kHex[p[i] >> 4]);
     hex.push_back(kHex[p[i] & 15]);
   }
-  return hex;
+  return {{"device", c10::DeviceTypeName(device.type(), /*lower_case=*/true)}, {"state", std::move(hex)}};
 }
 
-void restore_rng_state(c10::Device device, const std::string& hex) {
-  DTUNE_CHECK(hex.size() % 2 == 0, "checkpoint RNG state is malformed (odd hex length)");
+bool restore_rng_state(c10::Device device, const nlohmann::json& saved, const std::string& checkpoint,
+                       uint64_t reseed) {
+  const std::string here = c10::DeviceTypeName(device.type(), /*lower_case=*/true);
+  std::string hex, saved_on;
+  try {
+    if (saved.is_string()) {
+      hex = saved.get<std::string>();  // written before the device was stored: told apart by size below
+    } else {
+      hex = saved.at("state").get<std::string>();
+      saved_on = saved.at("device").get<std::string>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(dtune::str("checkpoint ", checkpoint, ": the dropout RNG state in rank_states.json is malformed (",
+                           e.what(), "); resume from another checkpoint"));
+  }
+  DTUNE_CHECK(hex.size() % 2 == 0, "checkpoint ", checkpoint, ": the dropout RNG state is malformed (odd hex length)");
   at::Tensor state = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::kByte);
   auto* p = state.data_ptr<uint8_t>();
-  auto nibble = [](char c) -> int {
+  auto nibble = [&](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    throw Error("checkpoint RNG state is malformed (not hex)");
+    throw Error(dtune::str("checkpoint ", checkpoint, ": the dropout RNG state is malformed (not hex)"));
   };
   for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(nibble(hex[2 * i]) * 16 + nibble(hex[2 * i + 1]));
+
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
+  const int64_t expected = gen.get_state().numel();
+  if (saved_on.empty()) saved_on = state.numel() == expected ? here : "another device kind";
+  if (saved_on != here) {
+    // CPU (mt19937) and CUDA (Philox seed + offset) generators have different states: the
+    // uninterrupted run's dropout stream cannot be continued here, so start a new one.
+    gen.set_current_seed(reseed);
+    log::warn(dtune::str("checkpoint ", checkpoint, " holds a dropout RNG state from ", saved_on, " (", state.numel(),
+                         " bytes) and this run is on ", here, ": dropout restarts from seed ", reseed,
+                         ", so the run continues but its dropout masks differ from an uninterrupted one. "
+                         "Resume on ", saved_on == "another device kind" ? std::string("that device kind") : saved_on,
+                         " (train.device) to continue it exactly."));
+    return false;
+  }
+  DTUNE_CHECK(state.numel() == expected, "checkpoint ", checkpoint, ": the ", here, " dropout RNG state has ",
+              state.numel(), " bytes but this libtorch's ", here, " generator has ", expected,
+              " (written by another libtorch version?); resume with the libtorch that wrote it");
   gen.set_state(state);
+  return true;
 }
 
 AdamWMoments adamw_moments(const LoadedCheckpoint& ck) {

@@ -36,7 +36,10 @@ bool resume_may_change(const std::string& key) {
   static const char* const kKeys[] = {
       "train.eval_every", "train.nccl_timeout", "train.threads", "train.deterministic", "train.peak_tflops",
       "train.max_nonfinite_steps", "train.gradient_checkpointing", "train.activation_checkpoint_every",
-      "model.attention", "model.tokenizer"};
+      "model.attention", "model.tokenizer",
+      // A checkpoint written on CPU resumes on a GPU (or back); only the dropout stream restarts
+      // (restore_rng_state, checkpoint.h). The precision may not change with it.
+      "train.device"};
   for (const char* k : kKeys)
     if (key == k) return true;
   return false;

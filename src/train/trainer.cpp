@@ -38,10 +38,11 @@
 #include "dtune/train/checkpoint.h"
 #include "dtune/train/evaluate.h"
 #include "dtune/train/flops.h"
-#include "dtune/train/grad_clip.h"
+#include "dtune/train/gpu_peak.h"
 #include "dtune/train/loss_scaler.h"
 #include "dtune/train/lr_schedule.h"
 #include "dtune/train/metrics_log.h"
+#include "dtune/train/optimizer_step.h"
 #include "dtune/train/param_bucket.h"
 #include "dtune/train/preemption.h"
 #include "dtune/train/resume_config.h"
@@ -70,13 +71,6 @@ AdapterConfig adapter_config(const Config& c) {
   a.use_rslora = c.lora.use_rslora;
   a.base_model_name_or_path = c.model.path;
   return a;
-}
-
-// Dense fp16/bf16 peak of known GPUs in TFLOP/s, 0 when unknown (then set train.peak_tflops).
-double known_peak_tflops(const std::string& name) {
-  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.0;
-  if (name.find("A100") != std::string::npos) return 312.0;
-  return 0.0;
 }
 
 // The epoch's length in micro-batches, the same on every rank: the most any rank has. Packing
@@ -288,6 +282,9 @@ void Recipe::setup_model() {
   matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
   bucket_.emplace(model_->lora_parameters());
   comm_->broadcast(bucket_->params(), 0);  // every rank starts from rank 0's adapter, bit for bit
+  // NCCL connects and allocates its buffers on a collective's first use: run the gradient
+  // all-reduce once now (on zeros), before activations fill the GPU, not first after a backward.
+  comm_->all_reduce(bucket_->grads(), dist::ReduceOp::kSum);
   log::info(dtune::str("model ", cfg_.model.path, " (", model_->config().model_type, ", ",
                        model_->num_parameters() / 1e6, "M params, ", cfg_.train.precision, "); LoRA r=", cfg_.lora.r,
                        ": ", model_->num_lora_parameters(), " trainable params"));
@@ -308,9 +305,7 @@ void Recipe::setup_optimizer() {
   schedule_.emplace(cfg_.train.lr_scheduler, cfg_.train.learning_rate, state_.total_steps, cfg_.train.warmup_steps,
                     cfg_.train.warmup_ratio);
   scaler_.emplace(cfg_.train.precision == "fp16", cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
-  peak_tflops_ = cfg_.train.peak_tflops > 0 ? cfg_.train.peak_tflops
-                 : device_.is_cuda()       ? known_peak_tflops(dist::device_name(device_))
-                                           : 0.0;
+  peak_tflops_ = resolve_peak_tflops(cfg_.train.peak_tflops, device_.is_cuda() ? dist::device_name(device_) : "");
 }
 
 // Restores adapter, optimizer, scaler, position and RNG from checkpoint.resume, if one exists;
@@ -345,7 +340,8 @@ void Recipe::maybe_resume() {
   const SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
   sampler_->check_state(reader);
   batcher_->restore(reader);
-  restore_rng_state(device_, ck.rank_state.at("rng").get<std::string>());
+  restore_rng_state(device_, ck.rank_state.at("rng"), *resumed_from_,
+                    cfg_.train.seed + static_cast<uint64_t>(rank_ + state_.step * world_));
   tally_.rows = ck.rank_state.value("epoch_rows", int64_t{0});  // absent before dtune 0.7: count from here
   tally_.tokens = ck.rank_state.value("epoch_tokens", int64_t{0});
   // A run resumed past cfg.train.epochs (train.max_steps) plans the epochs it reached.
@@ -436,13 +432,12 @@ void Recipe::train_step() {
   const double reduce_s = now_s() - t_reduce;
   if (scaler_->enabled()) bucket_->grads().div_(scaler_->scale());
   const double grad_norm = bucket_->grads().norm().item<double>();
-  const bool finite = std::isfinite(grad_norm);
 
-  // 4. Skip (fp16 overflow) or clip and update.
-  const double lr = schedule_->lr(state_.step);
-  if (scaler_->update(!finite)) {
-    clip_grad_norm(bucket_->grads(), grad_norm, cfg_.train.max_grad_norm);
-    optimizer_->step(lr);
+  // 4. Skip (fp16 overflow; the schedule does not advance) or clip and update.
+  const OptimizerUpdate update =
+      apply_optimizer_update(*optimizer_, *scaler_, *schedule_, bucket_->grads(), grad_norm, cfg_.train.max_grad_norm);
+  const double lr = update.lr;
+  if (update.applied) {
     nonfinite_streak_ = 0;
   } else {
     DTUNE_CHECK(++nonfinite_streak_ < cfg_.train.max_nonfinite_steps, "the gradients were non-finite for ",
@@ -487,9 +482,11 @@ void Recipe::report_epoch(double fraction_done) {
 // Eval loss over the eval split (every rank takes part). REQUIRES: called on every rank.
 void Recipe::evaluate(int64_t at_step) {
   if (!eval_data_) return;
-  const EvalResult r = dtune::evaluate(*model_, *eval_data_, *comm_, device_);
+  const double t_eval = now_s();
+  const EvalResult r = dtune::evaluate(*model_, *eval_data_, *comm_, device_, cfg_.data.micro_batch_size);
   if (metrics_)
-    metrics_->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)}});
+    metrics_->log_eval(at_step, {{"loss", r.loss}, {"perplexity", std::exp(r.loss)}, {"tokens", double(r.tokens)},
+                                 {"eval_s", now_s() - t_eval}});
 }
 
 // checkpoint-STEP: the adapter, optimizer and trainer state, every rank's reader and RNG.

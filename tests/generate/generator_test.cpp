@@ -173,6 +173,29 @@ BOOST_AUTO_TEST_CASE(seeded_sampling_equals_transformers) {
   }
 }
 
+// train.deterministic turns libtorch's deterministic algorithms on for the whole run, and the
+// generation test runs at its end: sampling (top-p's cumsum, the penalty's scatter) must run
+// under it and give the same tokens. (On CUDA libtorch refuses cumsum in this mode; the
+// processors run on the host, which bench/gpu.sh's deterministic smoke run checks on a GPU.)
+BOOST_AUTO_TEST_CASE(seeded_sampling_under_deterministic_algorithms_equals_transformers) {
+  struct DeterministicScope {
+    bool before = at::globalContext().deterministicAlgorithms();
+    bool warn_before = at::globalContext().deterministicAlgorithmsWarnOnly();
+    DeterministicScope() { at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false); }
+    ~DeterministicScope() { at::globalContext().setDeterministicAlgorithms(before, warn_before); }
+  } scope;
+  const json& s = oracle()["sampled"];
+  dtune::GenerateOptions o = greedy();
+  o.sampling.temperature = s["temperature"].get<double>();
+  o.sampling.top_p = s["top_p"].get<double>();
+  o.sampling.top_k = s["top_k"].get<int64_t>();
+  o.sampling.repetition_penalty = s["repetition_penalty"].get<double>();
+  BOOST_REQUIRE(o.sampling.top_p < 1.0 && o.sampling.repetition_penalty != 1.0);  // both processors run
+  const auto& [seed, want] = *s["seeds"].items().begin();
+  o.sampling.seed = std::stoull(seed);
+  check_equal(base_model(), json::array({want}), {prompt_ids()[s["prompt"].get<size_t>()]}, o, false);
+}
+
 BOOST_AUTO_TEST_CASE(streamed_text_is_whole_characters_and_equals_decode) {
   const std::string text = "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x99\x82\xf0\x9f\x8e\x89 ok";
   const Ids ids = tokenizer().encode(text, false);

@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
+
 #include "dtune/core/error.h"
 #include "dtune/model/cpu_cross_entropy.h"
 
@@ -37,6 +39,58 @@ BOOST_AUTO_TEST_CASE(chunked_loss_and_grad_equal_full_cross_entropy) {
   at::NoGradGuard no_grad;
   BOOST_TEST(std::abs(chunked_lm_loss_sum(h0, w, targets, 5).item<double>() - ref.item<double>()) <=
              1e-5 * ref.item<double>());
+}
+
+// The loss weight (loss scale / global tokens) reaches the gradient in fp32. Weight 1/3 is
+// 0.333984375 in bf16, 0.2% high: the least-squares scale of the bf16 gradient against the fp32
+// reference must be 1/3 to 1e-3 (the per-element bf16 noise averages out over 1500 x 64 values,
+// a rounded weight does not), and each element is the unit-weight gradient / 3 rounded once
+// (2^-8 relative: bf16 keeps 8 significant bits). 1500 rows cross the backward's 1024-row blocks.
+BOOST_AUTO_TEST_CASE(bf16_loss_weight_multiplies_in_fp32) {
+  at::manual_seed(2);
+  const int64_t n = 1500, h = 64, v = 300;
+  const at::Tensor w = at::randn({v, h}) * 0.1;
+  const at::Tensor targets = at::randint(0, v, {n}, at::kLong);
+  const at::Tensor h0 = at::randn({n, h});
+  const double weight = 1.0 / 3.0;
+  at::Tensor h_ref = h0.clone().requires_grad_(true);  // fp32 reference
+  (at::cross_entropy_loss(at::matmul(h_ref, w.t()), targets, {}, at::Reduction::Sum) * weight).backward();
+  const at::Tensor ref = h_ref.grad().to(at::kDouble);
+
+  auto bf16_grad = [&](double wt) {
+    at::Tensor x = h0.to(at::kBFloat16).requires_grad_(true);
+    (chunked_lm_loss_sum(x, w.to(at::kBFloat16), targets, 512) * wt).backward();
+    BOOST_REQUIRE(x.grad().scalar_type() == at::kBFloat16);
+    return x.grad().to(at::kDouble);
+  };
+  const at::Tensor got = bf16_grad(weight);
+  const double scale = ((got * ref).sum() / (ref * ref).sum()).item<double>();
+  BOOST_TEST(std::abs(scale - 1.0) <= 1e-3, "least-squares scale vs fp32 reference " << scale);
+  const at::Tensor unit = bf16_grad(1.0);  // exact: the stored gradient times 1
+  const at::Tensor exact = unit * weight;
+  BOOST_TEST(((got - exact).abs() <= exact.abs() * std::ldexp(1.0, -8)).all().item<bool>(),
+             "max relative " << ((got - exact).abs() / exact.abs().clamp_min(1e-30)).max().item<double>());
+}
+
+// fp16 with a weight above 65504 (a loss scale of 65536 over a single token): the weight must not
+// become inf; the gradient is the unit-weight one times the weight, rounded once (2^-11: fp16
+// keeps 11 significant bits).
+BOOST_AUTO_TEST_CASE(fp16_loss_weight_above_fp16_max_stays_finite) {
+  at::manual_seed(3);
+  const at::Tensor w = at::randn({50, 8}) * 0.01;  // |grad| << 65504 / 1e5
+  const at::Tensor targets = at::randint(0, 50, {13}, at::kLong);
+  const at::Tensor h0 = at::randn({13, 8});
+  auto fp16_grad = [&](double wt) {
+    at::Tensor x = h0.to(at::kHalf).requires_grad_(true);
+    (chunked_lm_loss_sum(x, w.to(at::kHalf), targets, 4) * wt).backward();
+    return x.grad().to(at::kDouble);
+  };
+  const double weight = 1e5;
+  const at::Tensor got = fp16_grad(weight);
+  const at::Tensor exact = fp16_grad(1.0) * weight;
+  BOOST_TEST(at::isfinite(got).all().item<bool>());
+  BOOST_TEST(exact.abs().max().item<double>() > 100.0);  // the test is not vacuous
+  BOOST_TEST(((got - exact).abs() <= exact.abs() * std::ldexp(1.0, -11)).all().item<bool>());
 }
 
 // Position t of row b is selected when the token at t + 1 has a label (unshifted) or t itself has

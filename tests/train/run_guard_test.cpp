@@ -108,6 +108,8 @@ BOOST_AUTO_TEST_CASE(resume_refuses_keys_that_change_the_run_and_lists_the_other
                "cannot resume out/checkpoint-3 with a different run: these keys change what the run computes\n"
                "  model.path: m in the checkpoint, other now\n  train.learning_rate: 0.0002 in the checkpoint, 0.0001 now");
   BOOST_TEST(dtune::resume_may_change("log.log_every"));
+  BOOST_TEST(dtune::resume_may_change("train.device"));  // CPU checkpoint resumed on a GPU
+  BOOST_TEST(!dtune::resume_may_change("train.precision"));
   BOOST_TEST(!dtune::resume_may_change("lora.r"));
   BOOST_TEST(!dtune::resume_may_change("data.micro_batch_size"));
 }

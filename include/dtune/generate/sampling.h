@@ -45,9 +45,11 @@ at::Tensor process_logits(const at::Tensor& logits, const at::Tensor& seen_ids,
 // A CPU generator seeded with seed (the same stream torch.manual_seed(seed) gives on CPU).
 at::Generator make_sampling_generator(uint64_t seed);
 
-// Next token per row, (B,) int64 on logits' device: argmax of the processed scores when
-// temperature == 0, else one multinomial draw from their softmax using generator (the draw runs
-// on the CPU so that a seed gives the same tokens on every device).
+// Next token per row, (B,) int64 on the CPU: argmax of the processed scores when temperature
+// == 0, else one multinomial draw from their softmax using generator. logits (B, V) and seen_ids
+// may live on any device; they are copied to the host first and every processor runs there, so
+// a seed gives the same tokens on every device, and train.deterministic (libtorch's
+// deterministic algorithms, which refuse top-p's cumsum on CUDA) does not stop generation.
 at::Tensor select_next_tokens(const at::Tensor& logits, const at::Tensor& seen_ids,
                               const SamplingOptions& options, at::Generator& generator);
 

@@ -41,7 +41,10 @@ LossTargets select_loss_targets(const at::Tensor& labels, bool labels_shifted);
 //
 // When hidden requires grad (and grad mode is on) the gradient w.r.t. hidden is computed in
 // the same pass ((softmax - onehot) @ lm_head per chunk) and kept, (N, H), instead of the
-// logits; backward only scales it. lm_head receives no gradient (it is frozen in LoRA).
+// logits; backward only scales it by the incoming gradient (the trainer's loss weight), in fp32
+// with one rounding to hidden's dtype, so a bf16 gradient is not off by the weight's bf16
+// rounding and an fp16 weight above 65504 does not become inf. lm_head receives no gradient (it
+// is frozen in LoRA).
 at::Tensor chunked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
                                const at::Tensor& targets, int64_t chunk_size);
 

@@ -64,8 +64,17 @@ struct AdamWMoments {
 };
 AdamWMoments adamw_moments(const LoadedCheckpoint& checkpoint);
 
-// Serialises the default generator of device (dropout RNG) as hex, and restores it.
-std::string save_rng_state(c10::Device device);
-void restore_rng_state(c10::Device device, const std::string& hex);
+// The default generator of device (the dropout RNG) as {"device": "cpu" | "cuda", "state": hex of
+// its get_state() bytes}, for rank_states.json.
+nlohmann::json save_rng_state(c10::Device device);
+
+// Restores save_rng_state's output (or the plain hex string older checkpoints hold, whose device
+// kind is told by the state's size) into device's default generator and returns true. A state
+// from another device kind (a CPU checkpoint resumed on a GPU or back: mt19937 and Philox states
+// do not convert) re-seeds the generator with reseed instead, warns that the dropout masks differ
+// from an uninterrupted run, and returns false. Throws dtune::Error naming checkpoint when the
+// state is malformed or its size does not fit this libtorch's generator of the same kind.
+bool restore_rng_state(c10::Device device, const nlohmann::json& saved, const std::string& checkpoint,
+                       uint64_t reseed);
 
 }  // namespace dtune
