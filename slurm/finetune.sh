@@ -1,7 +1,7 @@
 #!/bin/bash
 # dtune LoRA fine-tuning on a Slurm cluster: one MPI rank per GPU, on one or many nodes.
 #
-#   sbatch slurm/finetune.sh [CONFIG] [--resume] [--section.key=value ...]
+#   sbatch slurm/finetune.sh [CONFIG] [--resume[=CHECKPOINT]] [--section.key=value ...]
 #   sbatch --nodes=4 slurm/finetune.sh configs/deepseek_r1_distill_llama8b_recipe.ini --train.epochs=2
 #
 # Submit from the repository root (paths are relative to it). Flags given to sbatch override the
@@ -23,8 +23,9 @@
 #   DTUNE_LAUNCHER    srun (default) | mpirun: how ranks start inside the allocation
 #   DTUNE_SRUN_MPI    srun's --mpi plugin (default pmix; empty = the site's default, no --mpi;
 #                     `srun --mpi=list` shows the site's; Cray MPICH: cray_shasta, Intel MPI: pmi2)
-#   DTUNE_RESUME      unset (default): fresh on the first start, latest on a requeue of this job |
-#                     latest (same as --resume) | a checkpoint folder
+#   DTUNE_RESUME      unset (default): fresh on the first start (or the config's checkpoint.resume) |
+#                     latest (same as --resume) | a checkpoint folder. A requeue of this job always
+#                     resumes from the newest checkpoint.
 #   DTUNE_MAX_REQUEUES  requeues after a time-limit warning at most (default 20)
 #   NCCL_*            passed to every rank; defaults below
 #
@@ -81,13 +82,19 @@ max_requeues=${DTUNE_MAX_REQUEUES:-20}
 overrides=()
 asked_resume=""
 for a in "$@"; do
-  if [ "$a" = --resume ]; then asked_resume=latest; else overrides+=("$a"); fi
+  case "$a" in
+    --resume) asked_resume=latest ;;
+    --resume=*) asked_resume=${a#--resume=} ;;
+    *) overrides+=("$a") ;;
+  esac
 done
 set -- "${overrides[@]+"${overrides[@]}"}"
-# Resume only when meant: asked for (--resume, DTUNE_RESUME), or a requeue of this very job.
-if [ -n "$asked_resume" ]; then resume=latest
+# Resume only when meant. A requeue of this very job always continues from the newest checkpoint
+# (a DTUNE_RESUME=PATH of the first start would send every requeue back to PATH); otherwise what
+# was asked: --resume[=PATH], DTUNE_RESUME, or checkpoint.resume in the config or its overrides.
+if [ "$restarts" -gt 0 ]; then resume=latest
+elif [ -n "$asked_resume" ]; then resume=$asked_resume
 elif [ -n "${DTUNE_RESUME+set}" ]; then resume=$DTUNE_RESUME
-elif [ "$restarts" -gt 0 ]; then resume=latest
 else resume=""
 fi
 
@@ -96,6 +103,7 @@ fi
 # Check the config before any GPU time is spent: bad keys and values fail here, by name.
 "$DTUNE" config --config "$config" "$@" > /dev/null || { log "config $config is not valid (see above)"; exit 2; }
 out_dir=$("$DTUNE" config --config "$config" "$@" --get checkpoint.output_dir)
+[ -z "$resume" ] && resume=$("$DTUNE" config --config "$config" "$@" --get checkpoint.resume)
 # The newest complete checkpoint-STEP folder of the output dir, by step ("" when none).
 newest_checkpoint() {
   local d best="" best_step=-1 step
@@ -185,7 +193,7 @@ if [ "$got_signal" = USR1 ] && [ "$rc" -ne 0 ]; then
     log "requeued job $SLURM_JOB_ID; the next allocation resumes from the checkpoint"
     exit 0
   fi
-  log "could not requeue; resubmit the same command to resume from the checkpoint"
+  log "could not requeue; resubmit with --resume to continue from the checkpoint"
   exit 75
 fi
 # A launcher can report success for ranks that never started (seen with srun when a step fails to

@@ -97,9 +97,12 @@ RunLock RunLock::acquire(const std::string& output_dir, const RunLockHolder& me)
     throw Error(str("checkpoint.output_dir ", output_dir, " holds a stale run lock: ", describe(other),
                     ", a process that is no longer running (it crashed or was killed). If no other job writes to "
                     "this folder, delete ", path, " and start again"));
+  const std::string check = other.job_id.empty() ? str("ps -p ", other.pid, " on ", other.host)
+                                                 : str("squeue -j ", other.job_id);
   throw Error(str("checkpoint.output_dir ", output_dir, " is in use by another run (", describe(other),
                   "): two runs in one folder would delete each other's checkpoints. Use another "
-                  "checkpoint.output_dir, or wait for that run to end"));
+                  "checkpoint.output_dir, or wait for that run to end. If it has ended without releasing "
+                  "the folder (a crashed node: `", check, "` shows nothing), delete ", path));
 }
 
 RunLock::RunLock(RunLock&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }

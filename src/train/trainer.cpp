@@ -73,6 +73,14 @@ AdapterConfig adapter_config(const Config& c) {
   return a;
 }
 
+// The data file's identity for TrainerState::data: what a resume must find at data.path again.
+nlohmann::json data_fingerprint(const Hdf5Dataset& train) {
+  const PretokenizedInfo& i = train.info();
+  return {{"tokenizer_sha256", i.tokenizer_sha256}, {"source_sha256", i.source_sha256},
+          {"template_text", i.template_text}, {"max_length", i.max_length}, {"seed", i.seed},
+          {"eval_fraction", i.eval_fraction}, {"num_train_rows", train.num_rows()}, {"num_tokens", train.num_tokens()}};
+}
+
 // The epoch's length in micro-batches, the same on every rank: the most any rank has. Packing
 // gives ranks different counts; a rank with fewer runs empty micro-batches for the rest of the
 // epoch, so every row is trained once per epoch (batcher.h). REQUIRES: called on every rank.
@@ -255,6 +263,18 @@ void Recipe::setup_data() {
   const PretokenizedInfo& info = train_data_->info();
   batch_opts.pad_id = static_cast<int32_t>(info.pad_id >= 0 ? info.pad_id : std::max<int64_t>(info.eos_id, 0));
   batcher_.emplace(*train_data_, *sampler_, batch_opts);
+  if (cfg_.data.packing) {  // rows longer than a packed sequence are cut to it: say how much goes
+    int64_t cut_rows = 0, cut_tokens = 0;
+    for (int64_t r = 0; r < train_data_->num_rows(); ++r) {
+      const int64_t over = train_data_->row_length(r) - cfg_.data.pack_length;
+      if (over > 0) ++cut_rows, cut_tokens += over;
+    }
+    if (cut_rows > 0)
+      log::warn(dtune::str(cut_rows, " of ", train_data_->num_rows(), " train rows are longer than data.pack_length = ",
+                           cfg_.data.pack_length, ": their last ", cut_tokens, " tokens in all (",
+                           100.0 * static_cast<double>(cut_tokens) / static_cast<double>(train_data_->num_tokens()),
+                           "% of the split) are never trained; raise data.pack_length to keep them"));
+  }
   accum_ = cfg_.train.gradient_accumulation_steps;
   micro_.resize(static_cast<size_t>(accum_));
   for (int64_t e = 0; e < cfg_.train.epochs; ++e) epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, e));
@@ -335,6 +355,17 @@ void Recipe::maybe_resume() {
     throw Error(dtune::str("checkpoint ", *resumed_from_, "/trainer_state.json: ", e.what()));
   }
   state_.total_steps = total_steps;  // the schedule of this run's config
+  const nlohmann::json data_now = data_fingerprint(*train_data_);
+  if (!state_.data.is_null() && state_.data != data_now) {
+    std::string differs;
+    for (const auto& [key, value] : data_now.items())
+      if (state_.data.value(key, nlohmann::json()) != value)
+        differs += dtune::str("\n  ", key, ": ", state_.data.value(key, nlohmann::json()).dump(), " in the checkpoint, ",
+                              value.dump(), " now");
+    throw Error(dtune::str("cannot resume ", *resumed_from_, ": data.path ", cfg_.data.path,
+                           " is not the file the run was trained on (it was pretokenized again?)", differs,
+                           "\n  resume with the original file, or start a new run in another checkpoint.output_dir"));
+  }
   optimizer_->load_state(moments.exp_avg, moments.exp_avg_sq, state_.optimizer_steps);
   scaler_->load_state(state_.loss_scaler);
   const SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
@@ -404,7 +435,8 @@ void Recipe::train_step() {
   // Every rank's non-padding tokens, for an exact job-wide tokens/s (ranks' padded batches differ).
   const double global_real = comm_->all_reduce_scalar(static_cast<double>(local_real), dist::ReduceOp::kSum);
   DTUNE_CHECK(global_tokens > 0, "step ", state_.step + 1, " has no loss tokens on any rank (all completions "
-              "truncated?); raise --max-length in pretokenize");
+              "truncated?); ", cfg_.data.packing ? "raise data.pack_length (rows longer are cut to it) or "
+                                                 : "", "raise --max-length in pretokenize");
 
   // 2. Forward/backward per micro-batch; the scaled loss sum / global tokens accumulates grads.
   bucket_->zero_grads();
@@ -498,6 +530,7 @@ void Recipe::save_checkpoint(const char* why) {
   state_.loss_scaler = scaler_->state();
   state_.world_size = world_;
   state_.dtune_version = DTUNE_VERSION;
+  state_.data = data_fingerprint(*train_data_);
   data.trainer = state_;
   data.adapter_config = adapter_config(cfg_);
   for (const auto& [name, t] : bucket_->named()) data.adapter.emplace_back(name, t.detach());

@@ -27,6 +27,7 @@ void to_json(nlohmann::json& j, const TrainerState& s) {
        {"loss_scaler", s.loss_scaler},
        {"world_size", s.world_size},
        {"dtune_version", s.dtune_version}};
+  if (!s.data.is_null()) j["data"] = s.data;
 }
 
 void from_json(const nlohmann::json& j, TrainerState& s) {
@@ -39,6 +40,7 @@ void from_json(const nlohmann::json& j, TrainerState& s) {
   s.loss_scaler = j.at("loss_scaler");
   s.world_size = required<int64_t>(j, "world_size");
   s.dtune_version = required<std::string>(j, "dtune_version");
+  s.data = j.value("data", nlohmann::json());
 }
 
 }  // namespace dtune

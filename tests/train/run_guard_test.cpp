@@ -59,6 +59,8 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_one_folder_is_refused_naming_the_first) {
     second.pid = first.pid + 1;
     expect_error([&] { (void)dtune::RunLock::acquire(dir.string(), second); },
                  "is in use by another run (Slurm job 4711, pid " + std::to_string(first.pid) + " on " + first.host);
+    expect_error([&] { (void)dtune::RunLock::acquire(dir.string(), second); },
+                 "(a crashed node: `squeue -j 4711` shows nothing), delete " + (dir / ".dtune-run.lock").string());
     // Another process of the same Slurm job while the first is alive on this host (a second
     // launch inside one job): refused too.
     dtune::RunLockHolder same_job = first;

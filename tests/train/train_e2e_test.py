@@ -253,7 +253,10 @@ class TrainE2E(unittest.TestCase):
         lock released), a fresh run into the folder is refused (it holds checkpoints), and a
         resume with another learning rate is refused naming the key; the same run resumes."""
         out = os.path.join(WORK, "one_folder")
-        args = base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1000"])
+        data = os.path.join(WORK, "one_folder_data.h5")
+        shutil.copyfile(DATA, data)
+        args = [a for a in base_args(out, 2, ["--train.max_steps=1000", "--checkpoint.save_every=1000"])
+                if not a.startswith("--data.path=")] + ["--data.path=" + data]
         cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + args
         first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
@@ -291,6 +294,13 @@ class TrainE2E(unittest.TestCase):
         self.assertNotEqual(same.returncode, 0)
         self.assertIn("these keys change what the run computes\n  train.max_steps", same.stderr)  # the schedule
         self.assertNotIn("train.eval_every:", same.stderr)
+        # The data file pretokenized again at the same path (another max_length): not the same run.
+        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
+            "--output", data, "--max-length", "120", "--eval-fraction", "0.15", "--seed", "1"])
+        redone = mpirun(2, args + ["--checkpoint.resume=latest"], check=False)
+        self.assertNotEqual(redone.returncode, 0)
+        self.assertIn(f"data.path {data} is not the file the run was trained on", redone.stderr)
+        self.assertIn("max_length: 160 in the checkpoint, 120 now", redone.stderr)
 
     def precision_args(self, out, precision, steps, extra=()):
         drop = ("--train.precision=", "--train.warmup_steps=", "--lora.target_modules=", "--train.max_grad_norm=")

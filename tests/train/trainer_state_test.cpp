@@ -40,6 +40,10 @@ BOOST_AUTO_TEST_CASE(trainer_state_round_trips_and_names_a_missing_key) {
   BOOST_TEST(back.loss_scaler == s.loss_scaler);
   BOOST_TEST(back.world_size == 4);
   BOOST_TEST(back.dtune_version == "0.7.0");
+  BOOST_TEST(back.data.is_null());  // checkpoints written before dtune recorded the data file
+  dtune::TrainerState with_data = s;
+  with_data.data = {{"max_length", 160}, {"source_sha256", "ab"}};
+  BOOST_TEST(nlohmann::json::parse(nlohmann::json(with_data).dump()).get<dtune::TrainerState>().data == with_data.data);
 
   nlohmann::json missing = j;
   missing.erase("micro_in_epoch");

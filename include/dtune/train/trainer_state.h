@@ -19,6 +19,10 @@ struct TrainerState {
   nlohmann::json loss_scaler;    // LossScaler::state()
   int64_t world_size = 1;        // ranks that wrote the checkpoint
   std::string dtune_version;     // DTUNE_VERSION that wrote it
+  // What the data.path file held when the run started (its tokenizer, source and template
+  // hashes, max_length, split seed, train rows and tokens): a resume must read the same data.
+  // Empty in checkpoints written before dtune recorded it (then not compared).
+  nlohmann::json data;
 };
 
 // The JSON object of trainer_state.json (keys as the field names).
