@@ -153,6 +153,7 @@ class Recipe {
   std::optional<std::string> resumed_from_;
   int64_t last_saved_ = -1;
   int64_t nonfinite_streak_ = 0;
+  int64_t steps_this_run_ = 0;  // optimizer steps this process took (0: resumed a finished run)
   EpochTally tally_;
   Throughput throughput_;
   std::vector<Batch> micro_;
@@ -479,6 +480,7 @@ void Recipe::train_step() {
                          scaler_->scale()));
   }
   ++state_.step;
+  ++steps_this_run_;
 
   // 5. The metrics line (rank 0 logs; the loss all-reduce runs on every rank).
   const double loss = comm_->all_reduce_scalar(loss_sum.item<double>(), dist::ReduceOp::kSum) / global_tokens;
@@ -547,10 +549,14 @@ void Recipe::save_checkpoint(const char* why) {
 // The end: a cut epoch's report, the final checkpoint and eval, the adapter, the generation
 // test. REQUIRES: called on every rank.
 void Recipe::finish() {
-  if (state_.micro_in_epoch > 0 && state_.micro_in_epoch < epoch_micro_[state_.epoch])  // max_steps ended mid-epoch
+  // A resume of a run that had already finished trains nothing: its epoch report and final eval
+  // are in metrics.jsonl already, so they are not logged twice.
+  const bool trained = steps_this_run_ > 0;
+  if (!trained) log::info(dtune::str("the run had already finished (step ", state_.step, " of ", state_.total_steps, ")"));
+  if (trained && state_.micro_in_epoch > 0 && state_.micro_in_epoch < epoch_micro_[state_.epoch])  // max_steps ended mid-epoch
     report_epoch(static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]));
   if (last_saved_ != state_.step) save_checkpoint("end of training");
-  evaluate(state_.step);
+  if (trained) evaluate(state_.step);
   if (rank_ == 0) {
     std::vector<std::pair<std::string, at::Tensor>> adapter;
     for (const auto& [name, t] : bucket_->named()) adapter.emplace_back(name, t.detach());

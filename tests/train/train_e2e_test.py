@@ -129,6 +129,13 @@ class TrainE2E(unittest.TestCase):
         a, b = losses(full)[0], losses(part)[0]
         self.assertEqual(len(a), 6)
         self.assertEqual(a, b)
+        # Resuming the finished run again trains nothing and logs nothing twice.
+        with open(os.path.join(part, "metrics.jsonl")) as f:
+            before = f.read()
+        again = mpirun(2, base_args(part, 2, ["--train.max_steps=6", "--lora.dropout=0.1", "--checkpoint.resume=latest"]))
+        self.assertIn("the run had already finished (step 6 of 6)", again.stderr)
+        with open(os.path.join(part, "metrics.jsonl")) as f:
+            self.assertEqual(f.read(), before)
         for k, v in adapter(os.path.join(full, "adapter")).items():
             self.assertTrue((adapter(os.path.join(part, "adapter"))[k] == v).all(), k)
         self.assertEqual(len(os.listdir(os.path.join(part, "tb"))), 2)
