@@ -264,7 +264,7 @@ void Recipe::setup_data() {
   const PretokenizedInfo& info = train_data_->info();
   batch_opts.pad_id = static_cast<int32_t>(info.pad_id >= 0 ? info.pad_id : std::max<int64_t>(info.eos_id, 0));
   batcher_.emplace(*train_data_, *sampler_, batch_opts);
-  if (cfg_.data.packing) {  // rows longer than a packed sequence are cut to it: say how much goes
+  if (cfg_.data.packing && rank_ == 0) {  // rows longer than a packed sequence are cut: say how much
     int64_t cut_rows = 0, cut_tokens = 0;
     for (int64_t r = 0; r < train_data_->num_rows(); ++r) {
       const int64_t over = train_data_->row_length(r) - cfg_.data.pack_length;

@@ -158,15 +158,21 @@ BOOST_AUTO_TEST_CASE(greedy_with_repetition_penalty_equals_transformers) {
   check_equal(base_model(), oracle()["penalty"]["single"], prompts, o, false);
 }
 
-// Same seed, same processors: transformers draws with torch.multinomial from the CPU generator
-// that torch.manual_seed(seed) seeds, dtune from a CPU generator seeded alike.
-BOOST_AUTO_TEST_CASE(seeded_sampling_equals_transformers) {
-  const json& s = oracle()["sampled"];
+// The oracle's sampling knobs (temperature, top_p, top_k, repetition_penalty) on greedy()'s rest.
+static dtune::GenerateOptions sampled_options(const json& s) {
   dtune::GenerateOptions o = greedy();
   o.sampling.temperature = s["temperature"].get<double>();
   o.sampling.top_p = s["top_p"].get<double>();
   o.sampling.top_k = s["top_k"].get<int64_t>();
   o.sampling.repetition_penalty = s["repetition_penalty"].get<double>();
+  return o;
+}
+
+// Same seed, same processors: transformers draws with torch.multinomial from the CPU generator
+// that torch.manual_seed(seed) seeds, dtune from a CPU generator seeded alike.
+BOOST_AUTO_TEST_CASE(seeded_sampling_equals_transformers) {
+  const json& s = oracle()["sampled"];
+  dtune::GenerateOptions o = sampled_options(s);
   for (const auto& [seed, want] : s["seeds"].items()) {
     o.sampling.seed = std::stoull(seed);
     check_equal(base_model(), json::array({want}), {prompt_ids()[s["prompt"].get<size_t>()]}, o, false);
@@ -185,11 +191,7 @@ BOOST_AUTO_TEST_CASE(seeded_sampling_under_deterministic_algorithms_equals_trans
     ~DeterministicScope() { at::globalContext().setDeterministicAlgorithms(before, warn_before); }
   } scope;
   const json& s = oracle()["sampled"];
-  dtune::GenerateOptions o = greedy();
-  o.sampling.temperature = s["temperature"].get<double>();
-  o.sampling.top_p = s["top_p"].get<double>();
-  o.sampling.top_k = s["top_k"].get<int64_t>();
-  o.sampling.repetition_penalty = s["repetition_penalty"].get<double>();
+  dtune::GenerateOptions o = sampled_options(s);
   BOOST_REQUIRE(o.sampling.top_p < 1.0 && o.sampling.repetition_penalty != 1.0);  // both processors run
   const auto& [seed, want] = *s["seeds"].items().begin();
   o.sampling.seed = std::stoull(seed);
