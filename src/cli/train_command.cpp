@@ -34,7 +34,7 @@ int run_train(int argc, char** argv) {
   validate(config);
   int mpi_argc = 0;
   char** mpi_argv = nullptr;
-  dist::MpiEnv env(&mpi_argc, &mpi_argv);
+  dist::MpiEnv env(&mpi_argc, &mpi_argv, config.train.collective_timeout);
   return run_training(config, env);
 }
 

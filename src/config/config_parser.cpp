@@ -169,7 +169,7 @@ const std::vector<OptionSpec>& option_table() {
       DTUNE_INT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
       DTUNE_BOOL(train.deterministic, "deterministic kernels"),
       DTUNE_DBL(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
-      DTUNE_DBL(train.nccl_timeout, "seconds an NCCL collective may take before the job is aborted (GPU runs)"),
+      DTUNE_DBL(train.collective_timeout, "seconds a collective (MPI or NCCL) may wait before the job is aborted, naming the ranks that had not arrived"),
       DTUNE_STR(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
       DTUNE_INT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
       DTUNE_INT(checkpoint.keep_last, "complete checkpoints to keep"),
@@ -208,6 +208,8 @@ const std::vector<RenamedOption>& renamed_options() {
   static const std::vector<RenamedOption> renamed = {
       {"train.checkpoint_every", "train.activation_checkpoint_every",
        "it is the activation-recompute stride of gradient checkpointing, unrelated to [checkpoint] saving"},
+      {"train.nccl_timeout", "train.collective_timeout",
+       "it now bounds the host-side MPI collectives too, on CPU and GPU runs; same unit, seconds"},
   };
   return renamed;
 }

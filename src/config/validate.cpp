@@ -69,7 +69,7 @@ void validate(const Config& c) {
   require(t.loss_scale_init >= 1, "train.loss_scale_init", t.loss_scale_init, "must be >= 1");
   require(t.loss_scale_growth_interval > 0, "train.loss_scale_growth_interval", t.loss_scale_growth_interval, "must be > 0");
   require(t.peak_tflops >= 0, "train.peak_tflops", t.peak_tflops, "must be >= 0 (0 = by GPU name)");
-  require(t.nccl_timeout > 0, "train.nccl_timeout", t.nccl_timeout,
+  require(t.collective_timeout > 0, "train.collective_timeout", t.collective_timeout,
           "must be > 0 seconds (raise it when a rank legitimately stalls, e.g. a slow checkpoint)");
   require(t.activation_checkpoint_every >= 1, "train.activation_checkpoint_every", t.activation_checkpoint_every,
           "must be >= 1 (1 = recompute every layer)");

@@ -8,7 +8,7 @@
 namespace dtune::dist {
 
 CollectiveWatchdog::CollectiveWatchdog(double timeout_s, Clock now) : timeout_s_(timeout_s), now_(std::move(now)) {
-  DTUNE_CHECK(timeout_s_ > 0, "train.nccl_timeout must be > 0 seconds, got ", timeout_s_);
+  DTUNE_CHECK(timeout_s_ > 0, "train.collective_timeout must be > 0 seconds, got ", timeout_s_);
   if (!now_) {
     now_ = [] {
       return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -1,16 +1,23 @@
 // The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers on
-// MPI_COMM_WORLD. fp16/bf16 (no MPI type) are reduced through an fp32 copy.
+// MPI_COMM_WORLD, each collective nonblocking and waited for within the timeout (the census and
+// the bound: mpi_communicator.h). fp16/bf16 (no MPI type) are reduced through an fp32 copy.
 #include "dtune/dist/mpi_communicator.h"
 
-#include <mpi.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "dtune/core/error.h"
 #include "dtune/dist/check.h"
+#include "dtune/dist/stalled_collective.h"
 
 namespace dtune::dist {
 namespace {
@@ -41,7 +48,118 @@ void check_cpu_contiguous(const at::Tensor& t, const char* what) {
 // MPI counts are int: large buffers go in chunks of at most INT_MAX / 2 elements.
 constexpr int64_t kMaxChunk = INT_MAX / 2;
 
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A census answer: the answering rank's count of bounded waits and the collective it waits in.
+struct CensusReply {
+  int64_t seq;
+  char what[192];  // NUL-terminated, cut to fit
+};
+
 }  // namespace
+
+MpiCommunicator::MpiCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+  DTUNE_CHECK(timeout_s_ > 0, "train.collective_timeout must be > 0 seconds, got ", timeout_s_);
+}
+
+void MpiCommunicator::wait_bounded(MPI_Request& request, const char* what) {
+  ++seq_;
+  waiting_in_ = str(what, " (", phase_, ")");
+  const double start = now_s();
+  for (;;) {
+    int done = 0;
+    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    const double waited = now_s() - start;
+    if (waited < kSpinS) {
+      sched_yield();  // a short wait (the usual case): poll at once, leave the core to a busy peer
+      continue;
+    }
+    answer_census();
+    if (waited > timeout_s_) fail_stalled(waited);
+    usleep(kPollIntervalUs);
+  }
+}
+
+void MpiCommunicator::answer_census() {
+  for (;;) {
+    int asked = 0;
+    MPI_Status status;
+    MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kCensusAskTag, MPI_COMM_WORLD, &asked, &status));
+    if (!asked) return;
+    int64_t their_seq = 0;
+    MPI_CHECK(MPI_Recv(&their_seq, 1, MPI_INT64_T, status.MPI_SOURCE, kCensusAskTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    CensusReply reply{};
+    reply.seq = seq_;
+    std::snprintf(reply.what, sizeof(reply.what), "%s", waiting_in_.c_str());
+    // The asker posted this receive before asking: the send completes without waiting on it.
+    MPI_CHECK(MPI_Send(&reply, sizeof(reply), MPI_BYTE, status.MPI_SOURCE, kCensusReplyTag, MPI_COMM_WORLD));
+  }
+}
+
+void MpiCommunicator::fail_stalled(double waited_s) {
+  const int me = rank(), world = world_size();
+  StalledCollective mine{me, seq_, waiting_in_, waited_s, timeout_s_, kCensusGraceS};
+  std::fprintf(stderr, "[rank %d] %s has waited %.0f s (train.collective_timeout %g s): asking the other ranks "
+               "what they are doing (%g s)\n", me, waiting_in_.c_str(), waited_s, timeout_s_, kCensusGraceS);
+  std::fflush(stderr);
+  // Receives first, then the asks (nonblocking: a peer that never calls MPI again must not block
+  // this rank). Requests to silent peers stay pending until the job ends, so their buffers are
+  // never freed (allocated once; the process ends right after).
+  struct Census {
+    int64_t ask = 0;
+    std::vector<CensusReply> replies;
+    std::vector<MPI_Request> receives, asks;
+  };
+  static Census* const census = new Census;
+  census->ask = seq_;
+  census->replies.assign(static_cast<size_t>(world), CensusReply{});
+  census->receives.assign(static_cast<size_t>(world), MPI_REQUEST_NULL);
+  census->asks.assign(static_cast<size_t>(world), MPI_REQUEST_NULL);
+  std::vector<CensusReply>& replies = census->replies;
+  std::vector<bool> answered(static_cast<size_t>(world), false);
+  for (int r = 0; r < world; ++r) {
+    if (r == me) continue;
+    MPI_CHECK(MPI_Irecv(&replies[r], sizeof(CensusReply), MPI_BYTE, r, kCensusReplyTag, MPI_COMM_WORLD,
+                        &census->receives[r]));
+  }
+  for (int r = 0; r < world; ++r) {
+    if (r == me) continue;
+    MPI_CHECK(MPI_Isend(&census->ask, 1, MPI_INT64_T, r, kCensusAskTag, MPI_COMM_WORLD, &census->asks[r]));
+  }
+  const double census_end = now_s() + kCensusGraceS;
+  for (int pending = world - 1; pending > 0 && now_s() < census_end;) {
+    answer_census();  // a peer that timed out too asks this rank at the same time
+    for (int r = 0; r < world; ++r) {
+      if (r == me || answered[r]) continue;
+      int got = 0;
+      MPI_CHECK(MPI_Test(&census->receives[r], &got, MPI_STATUS_IGNORE));
+      if (got) {
+        answered[r] = true;
+        --pending;
+      }
+    }
+    usleep(1000);
+  }
+  std::vector<PeerAnswer> peers;
+  for (int r = 0; r < world; ++r) {
+    if (r == me) continue;
+    PeerAnswer p;
+    p.rank = r;
+    p.answered = answered[r];
+    if (p.answered) {
+      p.seq = replies[r].seq;
+      p.what.assign(replies[r].what, strnlen(replies[r].what, sizeof(replies[r].what)));
+    }
+    peers.push_back(std::move(p));
+  }
+  // The error boundary (run_guarded) prints it and ends the job with MPI_Abort. On the way, the
+  // stack unwinds (the run lock is released) while the collective stays pending: its buffer is
+  // not touched again by this process, which ends without another collective.
+  throw Error(describe_stalled_collective(mine, peers));
+}
 
 int MpiCommunicator::rank() const {
   int r = 0;
@@ -75,7 +193,9 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   auto* base = static_cast<char*>(tensor.data_ptr());
   for (int64_t off = 0; off < n; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, n - off));
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), MPI_COMM_WORLD));
+    MPI_Request request;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), MPI_COMM_WORLD, &request));
+    wait_bounded(request, "all_reduce");
   }
   if (op == ReduceOp::kAvg && n > 0) tensor.div_(world_size());
 }
@@ -88,26 +208,37 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
   auto* base = static_cast<char*>(tensor.data_ptr());
   for (int64_t off = 0; off < bytes; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, bytes - off));
-    MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+    MPI_Request request;
+    MPI_CHECK(MPI_Ibcast(base + off, count, MPI_BYTE, root, MPI_COMM_WORLD, &request));
+    wait_bounded(request, "broadcast");
   }
 }
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+void MpiCommunicator::barrier() {
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+  wait_bounded(request, "barrier");
+}
 
 double MpiCommunicator::all_reduce_scalar(double value, ReduceOp op) {
   double out = 0.0;
-  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD));
+  MPI_Request request;
+  MPI_CHECK(MPI_Iallreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD, &request));
+  wait_bounded(request, "all_reduce_scalar");
   return op == ReduceOp::kAvg ? out / world_size() : out;
 }
 
 void MpiCommunicator::broadcast_string(std::string& bytes, int root) {
   DTUNE_CHECK(root >= 0 && root < world_size(), "broadcast root ", root, " out of range");
   int64_t size = static_cast<int64_t>(bytes.size());
-  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD));
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD, &request));
+  wait_bounded(request, "broadcast_string (size)");
   bytes.resize(static_cast<size_t>(size));
   for (int64_t off = 0; off < size; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, size - off));
-    MPI_CHECK(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Ibcast(bytes.data() + off, count, MPI_BYTE, root, MPI_COMM_WORLD, &request));
+    wait_bounded(request, "broadcast_string");
   }
 }
 

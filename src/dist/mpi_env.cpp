@@ -14,7 +14,8 @@
 
 namespace dtune::dist {
 
-MpiEnv::MpiEnv(int* argc, char*** argv) {
+MpiEnv::MpiEnv(int* argc, char*** argv, double collective_timeout_s) : collective_timeout_s_(collective_timeout_s) {
+  DTUNE_CHECK(collective_timeout_s_ > 0, "train.collective_timeout must be > 0 seconds, got ", collective_timeout_s_);
   int initialized = 0;
   MPI_CHECK(MPI_Initialized(&initialized));
   int provided = MPI_THREAD_FUNNELED;
@@ -28,12 +29,20 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
   MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
+  log::set_rank(rank_, world_size_);
+  {
+    // The job's first collective, bounded like every later one: a rank that started but does not
+    // reach this point names itself by not answering. (MPI_Init's own exchange, before this, may
+    // already wait for every rank; dtune cannot bound that one: the launcher must.)
+    MpiCommunicator first(collective_timeout_s_);
+    first.set_phase("start-up, every rank after MPI_Init");
+    first.barrier();
+  }
   MPI_Comm local = MPI_COMM_NULL;
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local));
   MPI_CHECK(MPI_Comm_rank(local, &local_rank_));
   MPI_CHECK(MPI_Comm_size(local, &local_size_));
   MPI_CHECK(MPI_Comm_free(&local));
-  log::set_rank(rank_, world_size_);
   if (provided < MPI_THREAD_FUNNELED) {
     log::warn(dtune::str("this MPI provides thread level ", provided, ", below MPI_THREAD_FUNNELED (", MPI_THREAD_FUNNELED,
                   "): dtune calls MPI from the main thread only, but the process has other threads; if MPI "
@@ -52,7 +61,7 @@ MpiEnv::~MpiEnv() {
 }
 
 std::unique_ptr<Communicator> MpiEnv::make_mpi_communicator() const {
-  return std::make_unique<MpiCommunicator>();
+  return std::make_unique<MpiCommunicator>(collective_timeout_s_);
 }
 
 bool mpi_active() {

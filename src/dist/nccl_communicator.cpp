@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -83,11 +84,19 @@ void check_nccl_launch(ncclResult_t rc, const char* what) {
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(int rank, int world, int device, double timeout_s)
-      : rank_(rank), world_(world), device_(device), watchdog_(timeout_s) {
+      : rank_(rank), world_(world), device_(device), host_(timeout_s), watchdog_(timeout_s) {
     CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD));
+    // Over the bounded host path: a rank that never gets here is named (mpi_communicator.h).
+    std::string id_bytes = rank_ == 0 ? std::string(reinterpret_cast<const char*>(&id), sizeof(id)) : std::string();
+    host_.set_phase("setup: NCCL unique id");
+    host_.broadcast_string(id_bytes, 0);
+    DTUNE_CHECK(id_bytes.size() == sizeof(id), "internal: NCCL unique id of ", id_bytes.size(), " bytes, expected ",
+                sizeof(id));
+    std::memcpy(&id, id_bytes.data(), sizeof(id));
+    // Not bounded by dtune: NCCL's own bootstrap connects the ranks here (every rank has just
+    // passed the broadcast above, so a missing rank is named there).
     NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
     // comm_ is written only here, before the watchdog thread starts, and read by both threads.
     watchdog_thread_ = std::thread([this] { watch(); });
@@ -145,6 +154,10 @@ class NcclCommunicator final : public Communicator {
   void barrier() override { host_.barrier(); }
   double all_reduce_scalar(double value, ReduceOp op) override { return host_.all_reduce_scalar(value, op); }
   void broadcast_string(std::string& bytes, int root) override { host_.broadcast_string(bytes, root); }
+  void set_phase(std::string phase) override {
+    host_.set_phase(phase);
+    Communicator::set_phase(std::move(phase));
+  }
 
  private:
   void check_cuda_contiguous(const at::Tensor& t, const char* what) const {
@@ -164,7 +177,7 @@ class NcclCommunicator final : public Communicator {
       CUDA_CHECK(recorded);
     }
     watchdog_.launched(
-        str("NCCL ", what),
+        str("NCCL ", what, " (", phase_, ")"),
         [ev](std::string* error) {
           const cudaError_t q = cudaEventQuery(ev);
           if (q == cudaSuccess) return WorkStatus::kDone;
@@ -200,7 +213,9 @@ class NcclCommunicator final : public Communicator {
         fail(str("NCCL asynchronous error: ", ncclGetErrorString(async)), kPeerHint);
       if (const auto alarm = watchdog_.poll()) {
         if (alarm->kind == WatchdogAlarm::Kind::kTimeout) {
-          fail(alarm->message + " (train.nccl_timeout)", kPeerHint);
+          fail(alarm->message + " (train.collective_timeout; NCCL cannot tell which rank had not arrived: the host "
+                                 "collectives before it name a rank that never got there)",
+               kPeerHint);
         }
         fail(alarm->message, kStickyHint);
       }
@@ -219,8 +234,8 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int device_index, double timeout_s) const {
-  return std::make_unique<NcclCommunicator>(rank_, world_size_, device_index, timeout_s);
+std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int device_index) const {
+  return std::make_unique<NcclCommunicator>(rank_, world_size_, device_index, collective_timeout_s_);
 }
 
 }  // namespace dtune::dist

@@ -4,7 +4,7 @@
 
 namespace dtune::dist {
 
-std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int, double) const {
+std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int) const {
   throw Error("this dtune binary was built without CUDA/NCCL; rebuild on a machine with the CUDA "
               "toolkit (see docs/HPC.md) or set train.device=cpu");
 }

@@ -34,7 +34,7 @@ bool resume_may_change(const std::string& key) {
   for (const char* s : kSections)
     if (key.rfind(s, 0) == 0) return true;
   static const char* const kKeys[] = {
-      "train.eval_every", "train.nccl_timeout", "train.threads", "train.deterministic", "train.peak_tflops",
+      "train.eval_every", "train.collective_timeout", "train.threads", "train.deterministic", "train.peak_tflops",
       "train.max_nonfinite_steps", "train.gradient_checkpointing", "train.activation_checkpoint_every",
       "model.attention", "model.tokenizer",
       // A checkpoint written on CPU resumes on a GPU (or back); only the dropout stream restarts

@@ -47,6 +47,7 @@
 #include "dtune/train/preemption.h"
 #include "dtune/train/resume_config.h"
 #include "dtune/train/run_lock.h"
+#include "dtune/train/test_hooks.h"
 #include "dtune/train/trainer_state.h"
 
 namespace dtune {
@@ -216,7 +217,7 @@ void Recipe::setup_device_and_comm() {
     if (device_.is_cuda()) DTUNE_CHECK(setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0) == 0, "setenv failed");
     at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
   }
-  comm_ = device_.is_cuda() ? env_.make_nccl_communicator(device_.index(), cfg_.train.nccl_timeout)
+  comm_ = device_.is_cuda() ? env_.make_nccl_communicator(device_.index())
           : env_.world_size() > 1 ? env_.make_mpi_communicator()
                                   : dist::make_single_process_communicator();
   rank_ = comm_->rank();
@@ -298,6 +299,11 @@ void Recipe::setup_model() {
   DTUNE_CHECK(info.vocab_size <= model_->config().vocab_size, "data.path ", cfg_.data.path, " was tokenized with a ",
               info.vocab_size, "-token vocabulary but model.path ", cfg_.model.path, " has ",
               model_->config().vocab_size, ": pretokenize with this model's tokenizer");
+  // Every rank has its model before the first GPU collective starts its watchdog clock: a rank
+  // whose load is slower by more than train.collective_timeout is named by this host barrier.
+  comm_->set_phase("setup: every rank loaded the model");
+  comm_->barrier();
+  comm_->set_phase("setup");
   model_->add_lora(LoraOptions::from_section(cfg_.lora), cfg_.train.seed);
   if (!cfg_.lora.init_adapter.empty()) model_->load_lora(load_peft_adapter(cfg_.lora.init_adapter, device_).tensors);
   matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
@@ -413,6 +419,8 @@ void Recipe::start_next_epoch() {
 // the global loss tokens, one all-reduce, the non-finite check, clipping, AdamW, the metrics.
 // REQUIRES: called on every rank.
 void Recipe::train_step() {
+  comm_->set_phase(dtune::str("step ", state_.step + 1));
+  test_hook_stall_at_step(rank_, state_.step + 1);
   if (state_.micro_in_epoch >= epoch_micro_[state_.epoch]) start_next_epoch();
   const double t_step = now_s();
   // 1. This step's micro-batches and the global count of loss tokens (the normaliser). A rank
@@ -516,6 +524,7 @@ void Recipe::report_epoch(double fraction_done) {
 // Eval loss over the eval split (every rank takes part). REQUIRES: called on every rank.
 void Recipe::evaluate(int64_t at_step) {
   if (!eval_data_) return;
+  comm_->set_phase(dtune::str("eval after step ", at_step));
   const double t_eval = now_s();
   const EvalResult r = dtune::evaluate(*model_, *eval_data_, *comm_, device_, cfg_.data.micro_batch_size);
   if (metrics_)
@@ -526,6 +535,7 @@ void Recipe::evaluate(int64_t at_step) {
 // checkpoint-STEP: the adapter, optimizer and trainer state, every rank's reader and RNG.
 // REQUIRES: called on every rank.
 void Recipe::save_checkpoint(const char* why) {
+  comm_->set_phase(dtune::str("checkpoint at step ", state_.step, " (", why, ")"));
   CheckpointData data;
   data.step = state_.step;
   state_.optimizer_steps = optimizer_->steps_taken();
@@ -551,6 +561,7 @@ void Recipe::save_checkpoint(const char* why) {
 void Recipe::finish() {
   // A resume of a run that had already finished trains nothing: its epoch report and final eval
   // are in metrics.jsonl already, so they are not logged twice.
+  comm_->set_phase("finish");
   const bool trained = steps_this_run_ > 0;
   if (!trained) log::info(dtune::str("the run had already finished (step ", state_.step, " of ", state_.total_steps, ")"));
   if (trained && state_.micro_in_epoch > 0 && state_.micro_in_epoch < epoch_micro_[state_.epoch])  // max_steps ended mid-epoch
@@ -567,8 +578,11 @@ void Recipe::finish() {
                          dir, " (PeftModel.from_pretrained loads it); peak memory ", dist::peak_memory_gib(device_),
                          " GiB on rank 0"));
   }
-  if (rank_ == 0 && cfg_.generate.enabled) run_generation_test();
+  comm_->set_phase("finish");
+  // The last collective: every rank is done. Rank 0's generation test follows alone (the others
+  // end meanwhile), so its length does not count against train.collective_timeout.
   comm_->barrier();
+  if (rank_ == 0 && cfg_.generate.enabled) run_generation_test();
 }
 
 // Rank 0 answers the configured prompt with the trained adapter, streaming the text, and saves

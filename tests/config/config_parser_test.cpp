@@ -128,4 +128,10 @@ BOOST_AUTO_TEST_CASE(a_renamed_key_names_its_new_name) {
   expect_error([] { load_config("", {"--train.checkpoint_every=2"}); },
                {"option train.checkpoint_every (command line) is now train.activation_checkpoint_every"});
   BOOST_TEST(load_config("", {"--train.activation_checkpoint_every=2"}).train.activation_checkpoint_every == 2);
+  const std::string old_timeout = write_ini("[train]\nnccl_timeout = 30\n");
+  expect_error([&] { load_config(old_timeout, {}); },
+               {"option train.nccl_timeout (" + old_timeout + ") is now train.collective_timeout", "MPI collectives",
+                "rename it"});
+  BOOST_TEST(load_config("", {"--train.collective_timeout=30"}).train.collective_timeout == 30.0);
+  fs::remove(old_timeout);
 }

@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_values) {
       {"train.gradient_accumulation_steps", [](Config& c) { c.train.gradient_accumulation_steps = 0; }},
       {"train.warmup_ratio", [](Config& c) { c.train.warmup_ratio = 1.5; }},
       {"train.max_grad_norm", [](Config& c) { c.train.max_grad_norm = -1; }},
-      {"train.nccl_timeout", [](Config& c) { c.train.nccl_timeout = 0; }},
+      {"train.collective_timeout", [](Config& c) { c.train.collective_timeout = 0; }},
       {"train.adam_beta2", [](Config& c) { c.train.adam_beta2 = 1.0; }},
       {"checkpoint.keep_last", [](Config& c) { c.checkpoint.keep_last = 0; }},
       {"generate.top_p", [](Config& c) { c.generate.top_p = 0; }},

@@ -111,6 +111,10 @@ BOOST_AUTO_TEST_CASE(resume_refuses_keys_that_change_the_run_and_lists_the_other
                "  model.path: m in the checkpoint, other now\n  train.learning_rate: 0.0002 in the checkpoint, 0.0001 now");
   BOOST_TEST(dtune::resume_may_change("log.log_every"));
   BOOST_TEST(dtune::resume_may_change("train.device"));  // CPU checkpoint resumed on a GPU
+  BOOST_TEST(dtune::resume_may_change("train.collective_timeout"));
+  // A checkpoint written before the rename holds train.nccl_timeout: one-sided, not compared.
+  BOOST_TEST(dtune::check_resume_config("[train]\nnccl_timeout = 600\n", "[train]\ncollective_timeout = 60\n",
+                                        "out/checkpoint-3").empty());
   BOOST_TEST(!dtune::resume_may_change("train.precision"));
   BOOST_TEST(!dtune::resume_may_change("lora.r"));
   BOOST_TEST(!dtune::resume_may_change("data.micro_batch_size"));

@@ -225,6 +225,55 @@ class TrainE2E(unittest.TestCase):
         sh([PY, os.path.join(SRC, "scripts/train_oracle.py"), "load-adapter", MODEL,
             os.path.join(out, f"checkpoint-{cks[-1]}")])
 
+    def test_stalled_rank_ends_the_job_within_the_collective_timeout(self):
+        """Rank 1 stalls outside MPI at the start of step 4 (test hook DTUNE_TEST_STALL_AT_STEP=1:4),
+        after checkpoint-3 was written: rank 0's next host collective outlives
+        train.collective_timeout (10 s), and the job ends non-zero within timeout + 30 s of the
+        stall, rank 0's message naming the collective, the step and rank 1 as not arrived.
+        checkpoint-3 stays intact: resuming from it ends with the losses and adapter of an
+        uninterrupted run (exact: fp32 on CPU)."""
+        import threading
+        timeout = 10
+        args = ["--train.max_steps=6", "--checkpoint.save_every=3", "--lora.dropout=0.1",
+                f"--train.collective_timeout={timeout}"]
+        out = os.path.join(WORK, "stall")
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2", DTUNE, "train"] + base_args(out, 2, args)
+        p = subprocess.Popen(cmd, env=dict(ENV, DTUNE_TEST_STALL_AT_STEP="1:4"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        lines, stalled_at = [], []
+
+        def read():
+            for line in p.stderr:
+                if "test hook DTUNE_TEST_STALL_AT_STEP: stalling" in line:
+                    stalled_at.append(time.time())
+                lines.append(line)
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            rc = p.wait(timeout=300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            reader.join(timeout=30)
+            p.stderr.close()
+        ended = time.time()
+        err = "".join(lines)
+        self.assertNotEqual(rc, 0, err[-3000:])
+        self.assertEqual(len(stalled_at), 1, err[-3000:])
+        self.assertLess(ended - stalled_at[0], timeout + 30, err[-3000:])
+        self.assertGreater(ended - stalled_at[0], timeout, err[-3000:])
+        self.assertIn(f"[rank 0] error: MPI all_reduce_scalar (step 4) did not finish within {timeout} s "
+                      "(train.collective_timeout", err)
+        self.assertIn("rank 1 has not arrived", err)
+        self.assertEqual(sorted(d for d in os.listdir(out) if "checkpoint" in d), ["checkpoint-3"])
+        mpirun(2, base_args(out, 2, args + ["--checkpoint.resume=latest"]))
+        full = os.path.join(WORK, "stall_ref")
+        mpirun(2, base_args(full, 2, args))
+        self.assertEqual(losses(out)[0], losses(full)[0])
+        ref, got = adapter(os.path.join(full, "adapter")), adapter(os.path.join(out, "adapter"))
+        for k, v in ref.items():
+            self.assertTrue((got[k] == v).all(), k)
+
     def test_failed_checkpoint_write_keeps_the_last_one(self):
         """A checkpoint write that fails (here: its staging folder is immutable, as a full or
         read-only disk would fail it) ends the job with an error naming the checkpoint and the

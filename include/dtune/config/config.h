@@ -68,7 +68,11 @@ struct TrainSection {
   int64_t max_nonfinite_steps = 20;   // consecutive skipped steps before the run stops
   bool deterministic = false;         // deterministic kernels (tests; slower on GPU)
   double peak_tflops = 0;             // per-GPU dense peak for MFU; 0 = from the GPU's name (H100/H200/A100)
-  double nccl_timeout = 600;          // seconds one NCCL collective may take before the job is aborted
+  // Seconds one collective may take on a rank before the job is aborted (MPI_Abort, or the NCCL
+  // watchdog), naming the collective, the step and the ranks that had not arrived; both backends.
+  // Raise it when ranks legitimately drift apart by more: a slow model load or checkpoint write on
+  // one node, rank 0's checkpoint write while the others wait. (Was train.nccl_timeout.)
+  double collective_timeout = 600;
 };
 
 // [checkpoint]: where and how often state is saved.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace at {
 class Tensor;
@@ -35,6 +36,15 @@ class Communicator {
   virtual double all_reduce_scalar(double value, ReduceOp op) = 0;
   bool any(bool flag) { return all_reduce_scalar(flag ? 1.0 : 0.0, ReduceOp::kMax) > 0.0; }
   virtual void broadcast_string(std::string& bytes, int root) = 0;
+
+  // What the run is doing ("setup", "step 12", "eval after step 10", "checkpoint at step 10"),
+  // set by the trainer. A collective that outlives train.collective_timeout names it. Rank-local
+  // (no communication); every rank sets the same phases in the same order.
+  virtual void set_phase(std::string phase) { phase_ = std::move(phase); }
+  const std::string& phase() const { return phase_; }
+
+ protected:
+  std::string phase_ = "setup";
 };
 
 std::unique_ptr<Communicator> make_single_process_communicator();

@@ -12,8 +12,11 @@ namespace dtune::dist {
 class MpiEnv {
  public:
   // Initialises MPI (thread level FUNNELED) unless already initialised; MPI errors return codes
-  // (MPI_ERRORS_RETURN) so that every call is checked. Sets log::set_rank.
-  MpiEnv(int* argc, char*** argv);
+  // (MPI_ERRORS_RETURN) so that every call is checked. Sets log::set_rank. Then waits for every
+  // rank in a barrier bounded by collective_timeout_s (seconds, train.collective_timeout; the
+  // default is the option's): a rank that does not arrive ends the job, named
+  // (mpi_communicator.h). Throws dtune::Error when collective_timeout_s <= 0.
+  MpiEnv(int* argc, char*** argv, double collective_timeout_s = 600);
   ~MpiEnv();  // MPI_Finalize (only if this object initialised MPI)
   MpiEnv(const MpiEnv&) = delete;
   MpiEnv& operator=(const MpiEnv&) = delete;
@@ -23,14 +26,19 @@ class MpiEnv {
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
 
-  // MPI over CPU tensors on MPI_COMM_WORLD.
+  // MPI over CPU tensors on MPI_COMM_WORLD, each collective bounded by collective_timeout_s.
   std::unique_ptr<Communicator> make_mpi_communicator() const;
-  // NCCL over CUDA tensors; the unique id travels over MPI. timeout_s bounds every collective:
-  // past it (or on an NCCL async error) the watchdog aborts the whole job.
-  std::unique_ptr<Communicator> make_nccl_communicator(int device_index, double timeout_s) const;
+  // NCCL over CUDA tensors; the unique id travels over MPI. collective_timeout_s bounds every
+  // collective: an NCCL one past it (or an NCCL async error) makes the watchdog abort the whole
+  // job; the host-side helpers (barrier, all_reduce_scalar, broadcast_string) run over
+  // MpiCommunicator with the same bound.
+  std::unique_ptr<Communicator> make_nccl_communicator(int device_index) const;
+
+  double collective_timeout_s() const { return collective_timeout_s_; }
 
  private:
   bool owns_mpi_ = false;
+  double collective_timeout_s_;
   int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 
