@@ -31,6 +31,8 @@ APT_PACKAGES=(
   libboost-program-options-dev libboost-test-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev
   time bc procps
+  # scripts/fuzz.sh: clang and its libFuzzer/sanitizer runtimes (a Recommends of clang, so named).
+  clang libclang-rt-14-dev
   # A one-node Slurm for tests/launch (slurm/finetune.sh under sbatch, requeue): daemons + munge.
   slurm-wlm munge
 )

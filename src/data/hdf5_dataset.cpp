@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "dtune/data/row_index_checks.h"
 #include "h5_util.h"
 
 namespace dtune {
@@ -173,6 +174,7 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
   h5::Handle offsets = open_column(d.h_->group.get(), kOffsetsName, 8, path, group, n_offsets);
   h5::Handle prompts = open_column(d.h_->group.get(), kPromptLengthsName, 4, path, group,
                                    n_prompts);
+  // Sizes first, before reading arrays of those sizes (check_row_index repeats them).
   DTUNE_CHECK(n_offsets == n_prompts + 1, where, "/offsets has ", n_offsets,
               " entries but prompt_lengths has ", n_prompts, "; expected n_rows + 1 offsets");
   const int64_t expected_rows = split == kTrainGroup ? d.info_.num_train_rows : d.info_.num_eval_rows;
@@ -184,17 +186,7 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
              group + "/" + kOffsetsName);
   read_range(prompts.get(), H5T_NATIVE_INT32, 0, n_prompts, d.prompt_lengths_.data(), path,
              group + "/" + kPromptLengthsName);
-  DTUNE_CHECK(d.offsets_[0] == 0, where, "/offsets[0] = ", d.offsets_[0], ", expected 0");
-  for (hsize_t i = 0; i < n_prompts; ++i) {
-    const int64_t len = d.offsets_[i + 1] - d.offsets_[i];
-    DTUNE_CHECK(len >= 0, where, "/offsets is not monotonic at row ", i, " (", d.offsets_[i],
-                " then ", d.offsets_[i + 1], "); the file is corrupt");
-    DTUNE_CHECK(d.prompt_lengths_[i] >= 0 && d.prompt_lengths_[i] <= len, where,
-                "/prompt_lengths[", i, "] = ", d.prompt_lengths_[i], " is outside the row's ", len,
-                " tokens; the file is corrupt");
-  }
-  DTUNE_CHECK(d.offsets_.back() == static_cast<int64_t>(n_tokens), where, "/offsets ends at ",
-              d.offsets_.back(), " but tokens has ", n_tokens, " ids; the file is corrupt");
+  check_row_index(d.offsets_, d.prompt_lengths_, static_cast<int64_t>(n_tokens), expected_rows, where);
   return d;
 }
 
@@ -205,12 +197,7 @@ void Hdf5Dataset::read_row(int64_t row, std::vector<int32_t>& out) const {
   out.resize(static_cast<size_t>(row_length(row)));
   read_range(h_->tokens.get(), H5T_NATIVE_INT32, static_cast<hsize_t>(begin),
              static_cast<hsize_t>(out.size()), out.data(), path_, "/" + split_ + "/" + kTokensName);
-  for (size_t k = 0; k < out.size(); ++k) {
-    DTUNE_CHECK(out[k] >= 0 && out[k] < info_.vocab_size, path_, ": /", split_, "/tokens[",
-                begin + static_cast<int64_t>(k), "] (row ", row, ") = ", out[k],
-                " is not a token id in [0, vocab_size=", info_.vocab_size,
-                "); the file is corrupt or was made with another tokenizer");
-  }
+  check_token_ids(out, info_.vocab_size, begin, row, path_ + ": /" + split_);
 }
 
 std::vector<int32_t> Hdf5Dataset::read_row(int64_t row) const {
