@@ -7,7 +7,7 @@
 # configuration with dtune and with bench/gpu_peer.py, and prints one table (bench/gpu_report.py):
 # tokens/s per GPU, MFU (dtune's formula), peak memory, dtune/peer ratios. Before the runs, short
 # first-contact checks (issue 22): the MFU peak's SKU, train.deterministic=true with sampled
-# generation, a CPU checkpoint resumed on the GPU. docs/bench/GPU.md says how to call it.
+# generation, a CPU checkpoint resumed on the GPU; and fp16 skip-and-halve (issue 17). docs/bench/GPU.md says how to call it.
 #
 #   bash bench/gpu_carry.sh && bash bench/gpu.sh          # on the device: see docs/bench/GPU.md
 #   DRY_RUN=1 bash bench/gpu.sh                           # here: the same plumbing on CPU, tiny
@@ -211,6 +211,30 @@ if [ "$dtune_ok" = 1 ]; then
     else
       say "CPU checkpoint resumed on $device FAILED:"; tail -15 "$work/smoke_xdev_resume.log" | sed 's/^/  | /'
     fi
+    # (c) fp16 loss scaling on $device (issue 17): train.loss_scale_init = 2^40 overflows every
+    #     fp16 gradient, so each of 3 steps is skipped on every rank and the scale halves:
+    #     metrics.jsonl holds 2^39, 2^38, 2^37 and the log a skip warning per step (the same
+    #     check as train_e2e_test's on the CPU; here the device's fp16 kernels and inf check).
+    rm -rf "$work/smoke_fp16_skip"
+    if timeout -k 5 120 "$work/dtune.sh" train --model.path="$work/smoke_model" --data.path="$work/smoke.h5" \
+         --data.micro_batch_size=2 --data.shuffle=false --train.device="$device" --train.precision=fp16 \
+         --train.loss_scale_init=1099511627776 --train.max_steps=3 --train.gradient_accumulation_steps=1 \
+         --train.eval_every=0 --checkpoint.output_dir="$work/smoke_fp16_skip" --generate.enabled=false \
+         --log.tensorboard=false --log.progress=lines > "$work/smoke_fp16_skip.log" 2>&1 \
+       && "$python" - "$work/smoke_fp16_skip/metrics.jsonl" "$work/smoke_fp16_skip.log" <<'PY'
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["kind"] == "train"]
+log = open(sys.argv[2]).read()
+scales = [r["loss_scale"] for r in rows]
+skipped = sum(f"step {i}: non-finite gradients, step skipped on every rank" in log for i in (1, 2, 3))
+print(f"  fp16 loss scales {scales} (want 2^39, 2^38, 2^37); {skipped} of 3 steps skipped")
+sys.exit(0 if scales == [2.0 ** 39, 2.0 ** 38, 2.0 ** 37] and skipped == 3 else 1)
+PY
+    then
+      say "fp16 skip-and-halve on $device OK"
+    else
+      say "fp16 skip-and-halve on $device FAILED:"; tail -15 "$work/smoke_fp16_skip.log" | sed 's/^/  | /'
+    fi
   fi
   if [ "$dtune_ok" = 1 ] && [[ " $configs " == *" b "* ]]; then
     # Packed rows: dtune's attention (flash varlen on CUDA, the fused kernel on CPU) against
@@ -342,7 +366,7 @@ done
 bundle=(runs runs.jsonl env.json); [ -f "$work/smoke.log" ] && bundle+=(smoke.log)
 for f in smoke_packed_auto.log smoke_packed_sdpa.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
 [ -f "$work/smoke_sync_check.log" ] && bundle+=(smoke_sync_check.log)
-for f in smoke_det.log smoke_xdev_cpu.log smoke_xdev_resume.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
+for f in smoke_det.log smoke_xdev_cpu.log smoke_xdev_resume.log smoke_fp16_skip.log; do [ -f "$work/$f" ] && bundle+=("$f"); done
 tar -C "$work" -czf "$out/runs.tar.gz" "${bundle[@]}"
 "$python" bench/gpu_report.py --runs "$work/runs.jsonl" --json "$out/gpu_bench.json" --env "$work/env.json"
 say "done; results in $out"
