@@ -13,7 +13,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 JOBS=${JOBS:-$(nproc)}
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
-  harnesses=(fuzz_row_reader fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_adapter_config
+  harnesses=(fuzz_row_reader fuzz_safetensors fuzz_tokenizer fuzz_model_config
              fuzz_chat_format fuzz_config_ini fuzz_row_index)
 fi
 # Seeds kept as JSON Lines of {"text": ...} (one input per line), and extra flags per harness.

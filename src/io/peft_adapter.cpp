@@ -124,8 +124,25 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
   fp32.reserve(tensors.size());
   for (const auto& [name, t] : tensors) fp32.emplace_back(name, t.detach().to(c10::kCPU, c10::kFloat).contiguous());
 
+  // Only keys peft 0.6's LoraConfig accepts: older versions fail on unknown keys.
+  json j = json::object();
+  j["base_model_name_or_path"] = config.base_model_name_or_path.empty() ? json(nullptr)
+                                                                        : json(config.base_model_name_or_path);
+  j["bias"] = "none";
+  j["fan_in_fan_out"] = false;
+  j["inference_mode"] = true;
+  j["init_lora_weights"] = true;
+  j["lora_alpha"] = config.alpha;
+  j["lora_dropout"] = config.dropout;
+  j["modules_to_save"] = nullptr;
+  j["peft_type"] = "LORA";
+  j["r"] = config.r;
+  j["target_modules"] = config.target_modules;
+  j["task_type"] = "CAUSAL_LM";
+  if (config.use_rslora) j["use_rslora"] = true;  // peft >= 0.7 only; rsLoRA needs it anyway
+
   StagingDir staging(dir);
-  io_detail::write_json_file((fs::path(staging.path()) / kConfigFile).string(), adapter_config_json(config));
+  io_detail::write_json_file((fs::path(staging.path()) / kConfigFile).string(), j);
   save_safetensors((fs::path(staging.path()) / kWeightsFile).string(), fp32);
   staging.commit();
 }
@@ -137,9 +154,31 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
               "(adapter_config.json + adapter_model.safetensors)");
   DTUNE_CHECK(fs::is_regular_file(weights_file), weights_file, " not found (adapters saved as .bin are not "
               "supported: re-save with safe_serialization=True)");
+  const json j = io_detail::read_json_file(cfg_file);
+  DTUNE_CHECK(j.is_object(), cfg_file, ": expected a JSON object");
+
   PeftAdapter out;
-  out.config = parse_adapter_config(io_detail::read_json_file(cfg_file), cfg_file);
   AdapterConfig& c = out.config;
+  const std::string peft_type = io_detail::require_string(j, "peft_type", cfg_file);
+  DTUNE_CHECK(peft_type == "LORA", cfg_file, ": peft_type \"", peft_type, "\" is not supported (only LORA)");
+  c.r = io_detail::require_int(j, "r", cfg_file);
+  DTUNE_CHECK(c.r > 0, cfg_file, ": \"r\" must be positive, got ", c.r);
+  c.alpha = io_detail::get_double(j, "lora_alpha", 8.0, cfg_file);  // peft's default lora_alpha
+  c.dropout = io_detail::get_double(j, "lora_dropout", 0.0, cfg_file);
+  c.use_rslora = io_detail::get_bool(j, "use_rslora", false, cfg_file);
+  c.base_model_name_or_path = io_detail::get_string(j, "base_model_name_or_path", "", cfg_file);
+  const std::string bias = io_detail::get_string(j, "bias", "none", cfg_file);
+  DTUNE_CHECK(bias == "none", cfg_file, ": bias \"", bias, "\" is not supported (dtune trains LoRA with bias=\"none\")");
+  DTUNE_CHECK(!io_detail::get_bool(j, "use_dora", false, cfg_file), cfg_file, ": use_dora=true is not supported");
+  DTUNE_CHECK(!io_detail::get_bool(j, "lora_bias", false, cfg_file), cfg_file, ": lora_bias=true is not supported");
+  DTUNE_CHECK(!io_detail::get_bool(j, "fan_in_fan_out", false, cfg_file), cfg_file,
+              ": fan_in_fan_out=true is not supported (Llama/Qwen2 use nn.Linear)");
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    DTUNE_CHECK(!j.contains(key) || j.at(key).is_null() || j.at(key).empty(), cfg_file, ": \"", key,
+                "\" (per-module rank/alpha) is not supported; every module must use r and lora_alpha");
+  }
+  DTUNE_CHECK(!j.contains("modules_to_save") || j.at("modules_to_save").is_null() || j.at("modules_to_save").empty(),
+              cfg_file, ": \"modules_to_save\" is not supported (dtune adapters hold LoRA weights only)");
 
   const SafetensorsFile file = SafetensorsFile::open(weights_file);
   for (const auto& [name, entry] : file.entries()) {
@@ -153,8 +192,14 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
             [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
   check_lora_tensors(out.tensors, c.r, weights_file);
 
-  // target_modules: a list (parsed above), or a regex string: then taken from the tensor names.
-  if (c.target_modules.empty()) {
+  // target_modules: a list, or a regex string (then taken from the tensor names).
+  if (j.contains("target_modules") && j.at("target_modules").is_array()) {
+    for (const json& m : j.at("target_modules")) {
+      DTUNE_CHECK(m.is_string(), cfg_file, ": target_modules must be a list of strings");
+      c.target_modules.push_back(m.get<std::string>());
+    }
+    std::sort(c.target_modules.begin(), c.target_modules.end());
+  } else {
     std::set<std::string> names;
     for (const auto& [name, t] : out.tensors) {
       const std::string module = module_of(name);

@@ -228,12 +228,13 @@ class TrainE2E(unittest.TestCase):
     def test_stalled_rank_ends_the_job_within_the_collective_timeout(self):
         """Rank 1 stalls outside MPI at the start of step 4 (test hook DTUNE_TEST_STALL_AT_STEP=1:4),
         after checkpoint-3 was written: rank 0's next host collective outlives
-        train.collective_timeout (10 s), and the job ends non-zero within timeout + 30 s of the
+        train.collective_timeout (20 s: above any wait of a healthy run on a loaded CI machine,
+        such as a checkpoint's fsync), and the job ends non-zero within timeout + 30 s of the
         stall, rank 0's message naming the collective, the step and rank 1 as not arrived.
         checkpoint-3 stays intact: resuming from it ends with the losses and adapter of an
         uninterrupted run (exact: fp32 on CPU)."""
         import threading
-        timeout = 10
+        timeout = 20
         args = ["--train.max_steps=6", "--checkpoint.save_every=3", "--lora.dropout=0.1",
                 f"--train.collective_timeout={timeout}"]
         out = os.path.join(WORK, "stall")

@@ -9,13 +9,20 @@
 
 #include <c10/core/Device.h>
 
-#include "dtune/io/adapter_config.h"
-
 namespace at {
 class Tensor;
 }
 
 namespace dtune {
+
+struct AdapterConfig {
+  int64_t r = 0;                            // LoRA rank
+  double alpha = 0;                         // lora_alpha; scale = alpha / r (alpha / sqrt(r) with rsLoRA)
+  double dropout = 0;                       // lora_dropout (training only)
+  std::vector<std::string> target_modules;  // e.g. {"q_proj", "v_proj"}
+  bool use_rslora = false;                  // rank-stabilized scaling
+  std::string base_model_name_or_path;      // informational; may be empty
+};
 
 // Tensor names as PEFT saves them, e.g.
 //   base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight   (r, in_features)
