@@ -1,5 +1,6 @@
-// The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers on
-// MPI_COMM_WORLD. fp16/bf16 (no MPI type) are reduced through an fp32 copy.
+// The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers, and
+// all-gather, on one MPI communicator (MPI_COMM_WORLD or a shard group split off it). fp16/bf16 (no MPI type)
+// are reduced through an fp32 copy.
 #include "dtune/dist/mpi_communicator.h"
 
 #include <mpi.h>
@@ -8,9 +9,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <exception>
 
 #include "dtune/core/error.h"
 #include "dtune/dist/check.h"
+#include "dtune/dist/mpi_env.h"
 
 namespace dtune::dist {
 namespace {
@@ -43,16 +46,16 @@ constexpr int64_t kMaxChunk = INT_MAX / 2;
 
 }  // namespace
 
-int MpiCommunicator::rank() const {
-  int r = 0;
-  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r));
-  return r;
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owns_comm) : comm_(comm), owns_comm_(owns_comm) {
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
-int MpiCommunicator::world_size() const {
-  int s = 1;
-  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &s));
-  return s;
+MpiCommunicator::~MpiCommunicator() {
+  // Not while an error unwinds (peers may be blocked; the job is about to be aborted), and never
+  // after MPI_Finalize.
+  if (!owns_comm_ || std::uncaught_exceptions() > 0 || !mpi_active()) return;
+  MPI_Comm_free(&comm_);  // a destructor cannot throw; a failure here changes nothing
 }
 
 void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
@@ -75,7 +78,7 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   auto* base = static_cast<char*>(tensor.data_ptr());
   for (int64_t off = 0; off < n; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, n - off));
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), comm_));
   }
   if (op == ReduceOp::kAvg && n > 0) tensor.div_(world_size());
 }
@@ -88,26 +91,56 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
   auto* base = static_cast<char*>(tensor.data_ptr());
   for (int64_t off = 0; off < bytes; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, bytes - off));
-    MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, comm_));
   }
 }
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+void MpiCommunicator::all_gather(const at::Tensor& input, at::Tensor& output) {
+  check_cpu_contiguous(input, "all_gather");
+  check_cpu_contiguous(output, "all_gather");
+  check_all_gather_args(input, output, size_);
+  const int64_t n = input.numel();
+  if (n == 0) return;
+  // One element = one contiguous MPI type of element_size bytes, so counts stay ints for any
+  // piece up to 2^31 - 1 elements (a decoder layer of a 70B model is under 2^30).
+  DTUNE_CHECK(n <= INT_MAX, "all_gather: a piece of ", n, " elements exceeds MPI's int count");
+  MPI_Datatype element = MPI_DATATYPE_NULL;
+  MPI_CHECK(MPI_Type_contiguous(static_cast<int>(input.element_size()), MPI_BYTE, &element));
+  MPI_CHECK(MPI_Type_commit(&element));
+  const int rc = MPI_Allgather(input.data_ptr(), static_cast<int>(n), element, output.data_ptr(), static_cast<int>(n),
+                               element, comm_);
+  MPI_Type_free(&element);  // freed before the check, so a failure does not leak it
+  MPI_CHECK(rc);
+}
+
+MPI_Comm split_world_into_groups(int group_size) {
+  int rank = 0, world = 1;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  DTUNE_CHECK(group_size >= 1 && world % group_size == 0, "a shard group of ", group_size,
+              " ranks does not divide the job's ", world, " ranks");
+  MPI_Comm group = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, rank / group_size, rank, &group));
+  MPI_CHECK(MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN));
+  return group;
+}
+
+void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
 
 double MpiCommunicator::all_reduce_scalar(double value, ReduceOp op) {
   double out = 0.0;
-  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), comm_));
   return op == ReduceOp::kAvg ? out / world_size() : out;
 }
 
 void MpiCommunicator::broadcast_string(std::string& bytes, int root) {
   DTUNE_CHECK(root >= 0 && root < world_size(), "broadcast root ", root, " out of range");
   int64_t size = static_cast<int64_t>(bytes.size());
-  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_));
   bytes.resize(static_cast<size_t>(size));
   for (int64_t off = 0; off < size; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, size - off));
-    MPI_CHECK(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, comm_));
   }
 }
 

@@ -82,17 +82,18 @@ void check_nccl_launch(ncclResult_t rc, const char* what) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(int rank, int world, int device, double timeout_s)
-      : rank_(rank), world_(world), device_(device), watchdog_(timeout_s) {
+  // NCCL over the ranks of comm (MPI_COMM_WORLD or a shard group); the unique id travels over
+  // comm. owns_comm: comm is freed with this communicator (a group split off the world).
+  NcclCommunicator(MPI_Comm comm, bool owns_comm, int device, double timeout_s)
+      : host_(comm, owns_comm), rank_(host_.rank()), world_(host_.world_size()), device_(device), watchdog_(timeout_s) {
     CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm));
     NCCL_CHECK(ncclCommInitRank(&comm_, world_, id, rank_));
     // comm_ is written only here, before the watchdog thread starts, and read by both threads.
     watchdog_thread_ = std::thread([this] { watch(); });
   }
-
   ~NcclCommunicator() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -142,6 +143,18 @@ class NcclCommunicator final : public Communicator {
     track(stream, "broadcast");
   }
 
+  void all_gather(const at::Tensor& input, at::Tensor& output) override {
+    check_cuda_contiguous(input, "all_gather");
+    check_cuda_contiguous(output, "all_gather");
+    check_all_gather_args(input, output, world_);
+    if (input.numel() == 0) return;
+    clear_pending_cuda_error("all_gather");
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_).stream();
+    check_nccl_launch(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<size_t>(input.numel()),
+                                    nccl_type(input.scalar_type()), comm_, stream),
+                      "all_gather");
+    track(stream, "all_gather");
+  }
   void barrier() override { host_.barrier(); }
   double all_reduce_scalar(double value, ReduceOp op) override { return host_.all_reduce_scalar(value, op); }
   void broadcast_string(std::string& bytes, int root) override { host_.broadcast_string(bytes, root); }
@@ -207,9 +220,9 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
+  MpiCommunicator host_;  // small host-side collectives, over the same ranks
   int rank_, world_, device_;
   ncclComm_t comm_ = nullptr;
-  MpiCommunicator host_;  // small host-side collectives
   CollectiveWatchdog watchdog_;
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;
@@ -220,7 +233,12 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int device_index, double timeout_s) const {
-  return std::make_unique<NcclCommunicator>(rank_, world_size_, device_index, timeout_s);
+  return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, /*owns_comm=*/false, device_index, timeout_s);
+}
+
+std::unique_ptr<Communicator> MpiEnv::make_group_nccl_communicator(int group_size, int device_index,
+                                                                   double timeout_s) const {
+  return std::make_unique<NcclCommunicator>(split_world_into_groups(group_size), /*owns_comm=*/true, device_index, timeout_s);
 }
 
 }  // namespace dtune::dist

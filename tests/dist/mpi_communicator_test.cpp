@@ -100,6 +100,45 @@ BOOST_AUTO_TEST_CASE(broadcast_from_every_root) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(all_gather_places_each_rank_piece_in_rank_order) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  for (auto dtype : kDtypes) {
+    for (int64_t n : kSizes) {
+      const at::Tensor piece = rank_values(comm->rank(), n, dtype);
+      at::Tensor out = at::full({w * n}, 99, dtype);
+      comm->all_gather(piece, out);
+      for (int r = 0; r < w; ++r)
+        BOOST_TEST(at::equal(out.narrow(0, r * n, n), rank_values(r, n, dtype)), "dtype " << dtype << " n " << n << " r " << r);
+    }
+  }
+  at::Tensor wrong = at::empty({w * 7 + 1});
+  BOOST_CHECK_THROW(comm->all_gather(rank_values(0, 7, at::kFloat), wrong), dtune::Error);
+  at::Tensor other_dtype = at::empty({w * 7}, at::kDouble);
+  BOOST_CHECK_THROW(comm->all_gather(rank_values(0, 7, at::kFloat), other_dtype), dtune::Error);
+}
+
+BOOST_AUTO_TEST_CASE(group_communicators_split_consecutive_ranks) {
+  auto& env = *MpiFixture::env;
+  const int w = env.world_size();
+  for (int g = 1; g <= w; ++g) {
+    if (w % g != 0) {
+      BOOST_CHECK_THROW(env.make_group_mpi_communicator(g), dtune::Error);
+      continue;
+    }
+    auto group = env.make_group_mpi_communicator(g);
+    BOOST_TEST(group->world_size() == g);
+    BOOST_TEST(group->rank() == env.rank() % g);
+    // The group's all-gather holds exactly the world ranks [first, first + g).
+    const int first = env.rank() - env.rank() % g;
+    at::Tensor out = at::empty({g * 3}, at::kLong);
+    group->all_gather(rank_values(env.rank(), 3, at::kLong), out);
+    for (int r = 0; r < g; ++r) BOOST_TEST(at::equal(out.narrow(0, 3 * r, 3), rank_values(first + r, 3, at::kLong)));
+    BOOST_TEST(group->all_reduce_scalar(1.0, ReduceOp::kSum) == static_cast<double>(g));
+  }
+  BOOST_TEST(env.node_first_rank() == 0);  // one host in tests
+}
+
 BOOST_AUTO_TEST_CASE(host_helpers) {
   auto comm = MpiFixture::env->make_mpi_communicator();
   const int w = comm->world_size();
@@ -126,4 +165,7 @@ BOOST_AUTO_TEST_CASE(single_process_communicator_is_identity) {
   BOOST_TEST(comm->all_reduce_scalar(2.5, ReduceOp::kAvg) == 2.5);
   BOOST_TEST(comm->world_size() == 1);
   BOOST_CHECK_THROW(comm->broadcast(t, 1), dtune::Error);
+  at::Tensor gathered = at::empty({10});
+  comm->all_gather(t, gathered);
+  BOOST_TEST(at::equal(gathered, t));
 }

@@ -29,6 +29,11 @@ class Communicator {
   virtual void all_reduce(at::Tensor& tensor, ReduceOp op) = 0;
   // In-place broadcast of a contiguous tensor from root. REQUIRES: called on every rank.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
+  // All-gather of equal-sized pieces: output (world_size * n) holds rank r's input (n) at
+  // [r * n, (r + 1) * n), as MPI_Allgather / ncclAllGather. Any dtype (bytes are moved).
+  // REQUIRES: called on every rank with the same n and dtype; input and output contiguous, not
+  // overlapping, on the backend's device (CPU for mpi, CUDA for nccl).
+  virtual void all_gather(const at::Tensor& input, at::Tensor& output) = 0;
   virtual void barrier() = 0;
 
   // Host-side helpers (always over the CPU path; for counts, flags and small state).
@@ -38,5 +43,9 @@ class Communicator {
 };
 
 std::unique_ptr<Communicator> make_single_process_communicator();
+
+// Throws dtune::Error unless output is (world_size * input.numel()) of input's dtype and device,
+// both contiguous. Shared by the implementations of all_gather.
+void check_all_gather_args(const at::Tensor& input, const at::Tensor& output, int world_size);
 
 }  // namespace dtune::dist
