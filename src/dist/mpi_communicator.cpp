@@ -95,22 +95,61 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
   }
 }
 
+namespace {
+
+// MPI_Iallgather's request and the element type it uses, both freed once it completes.
+class MpiPendingGather final : public PendingCollective {
+ public:
+  MpiPendingGather(MPI_Request request, MPI_Datatype element) : request_(request), element_(element) {}
+  ~MpiPendingGather() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    // Not waited on: the buffers must not be freed under a running gather. A destructor cannot
+    // throw; a failure here ends up in the next collective's check.
+    MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    MPI_Type_free(&element_);
+  }
+  void wait() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    const int rc = MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    request_ = MPI_REQUEST_NULL;
+    MPI_Type_free(&element_);
+    MPI_CHECK(rc);
+  }
+
+ private:
+  MPI_Request request_;
+  MPI_Datatype element_;
+};
+
+// One element = one contiguous MPI type of element_size bytes, so counts stay ints for any
+// piece up to 2^31 - 1 elements (a decoder layer of a 70B model is under 2^30).
+MPI_Datatype gather_element(const at::Tensor& input) {
+  DTUNE_CHECK(input.numel() <= INT_MAX, "all_gather: a piece of ", input.numel(), " elements exceeds MPI's int count");
+  MPI_Datatype element = MPI_DATATYPE_NULL;
+  MPI_CHECK(MPI_Type_contiguous(static_cast<int>(input.element_size()), MPI_BYTE, &element));
+  MPI_CHECK(MPI_Type_commit(&element));
+  return element;
+}
+
+}  // namespace
+
 void MpiCommunicator::all_gather(const at::Tensor& input, at::Tensor& output) {
+  start_all_gather(input, output)->wait();
+}
+
+std::unique_ptr<PendingCollective> MpiCommunicator::start_all_gather(const at::Tensor& input, at::Tensor& output) {
   check_cpu_contiguous(input, "all_gather");
   check_cpu_contiguous(output, "all_gather");
   check_all_gather_args(input, output, size_);
   const int64_t n = input.numel();
-  if (n == 0) return;
-  // One element = one contiguous MPI type of element_size bytes, so counts stay ints for any
-  // piece up to 2^31 - 1 elements (a decoder layer of a 70B model is under 2^30).
-  DTUNE_CHECK(n <= INT_MAX, "all_gather: a piece of ", n, " elements exceeds MPI's int count");
-  MPI_Datatype element = MPI_DATATYPE_NULL;
-  MPI_CHECK(MPI_Type_contiguous(static_cast<int>(input.element_size()), MPI_BYTE, &element));
-  MPI_CHECK(MPI_Type_commit(&element));
-  const int rc = MPI_Allgather(input.data_ptr(), static_cast<int>(n), element, output.data_ptr(), static_cast<int>(n),
-                               element, comm_);
-  MPI_Type_free(&element);  // freed before the check, so a failure does not leak it
+  if (n == 0) return std::make_unique<MpiPendingGather>(MPI_REQUEST_NULL, MPI_DATATYPE_NULL);
+  MPI_Datatype element = gather_element(input);
+  MPI_Request request = MPI_REQUEST_NULL;
+  const int rc = MPI_Iallgather(input.data_ptr(), static_cast<int>(n), element, output.data_ptr(),
+                                static_cast<int>(n), element, comm_, &request);
+  if (rc != MPI_SUCCESS) MPI_Type_free(&element);  // before the check, so a failure does not leak it
   MPI_CHECK(rc);
+  return std::make_unique<MpiPendingGather>(request, element);
 }
 
 MPI_Comm split_world_into_groups(int group_size) {

@@ -42,6 +42,17 @@ void check_all_gather_args(const at::Tensor& input, const at::Tensor& output, in
               " elements but world size ", world_size, " x input ", input.numel(), " = ", input.numel() * world_size);
 }
 
+namespace {
+struct DoneCollective final : PendingCollective {
+  void wait() override {}
+};
+}  // namespace
+
+std::unique_ptr<PendingCollective> Communicator::start_all_gather(const at::Tensor& input, at::Tensor& output) {
+  all_gather(input, output);
+  return std::make_unique<DoneCollective>();
+}
+
 std::unique_ptr<Communicator> make_single_process_communicator() {
   return std::make_unique<SingleProcessCommunicator>();
 }

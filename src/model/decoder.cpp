@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+
+#include <optional>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "dtune/core/error.h"
@@ -47,6 +49,7 @@ std::vector<ProjectionSpec> projections(const ModelConfig& c) {
 struct AcquireState : torch::CustomClassHolder {
   FrozenWeights* weights = nullptr;
   size_t unit = 0;
+  std::optional<size_t> next;  // the unit backward reaches after this one: prefetched
 };
 
 struct AcquireInBackward : public torch::autograd::Function<AcquireInBackward> {
@@ -59,6 +62,7 @@ struct AcquireInBackward : public torch::autograd::Function<AcquireInBackward> {
                                                  torch::autograd::variable_list grads) {
     auto state = c10::static_intrusive_pointer_cast<AcquireState>(ctx->saved_data["state"].toCapsule());
     state->weights->keep_only(state->unit);
+    if (state->next) state->weights->prefetch(*state->next);
     return {grads[0], at::Tensor()};
   }
 };
@@ -147,10 +151,11 @@ Decoder::Decoder(const ModelConfig& config, const FrozenWeightsFactory& make_wei
   rope_ = RotaryEmbedding(c, options.device);
 }
 
-at::Tensor Decoder::acquire_in_backward(const at::Tensor& h, size_t unit) const {
+at::Tensor Decoder::acquire_in_backward(const at::Tensor& h, size_t unit, std::optional<size_t> next) const {
   auto state = c10::make_intrusive<AcquireState>();
   state->weights = weights_.get();
   state->unit = unit;
+  state->next = next;
   return AcquireInBackward::apply(h, std::move(state));
 }
 
@@ -239,13 +244,16 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       h = layers_[i].forward(h, in);
     }
     w.release(layer_unit(i));
-    if (backward_acquires && h.requires_grad()) h = acquire_in_backward(h, layer_unit(i));
+    if (backward_acquires && h.requires_grad())
+      h = acquire_in_backward(h, layer_unit(i), i > 0 ? std::optional<size_t>(layer_unit(i - 1)) : std::nullopt);
   }
   if (cache != nullptr) cache->end_step();
   w.acquire(final_norm_unit());
   at::Tensor out = rms_norm(h, final_norm_, config_.rms_norm_eps);
   w.release(final_norm_unit());
-  if (backward_acquires && out.requires_grad()) out = acquire_in_backward(out, final_norm_unit());
+  if (backward_acquires && out.requires_grad())
+    out = acquire_in_backward(out, final_norm_unit(),
+                              n_layers > 0 ? std::optional<size_t>(layer_unit(n_layers - 1)) : std::nullopt);
   return out;
 }
 

@@ -70,16 +70,29 @@ ShardedWeights::ShardedWeights(const std::vector<FrozenUnit>& units, const Weigh
 
 std::vector<at::Tensor> ShardedWeights::tensors(size_t unit) { return units_.at(unit).views; }
 
+void ShardedWeights::prefetch(size_t unit) {
+  Unit& u = units_.at(unit);
+  if (u.acquired || u.pending) return;
+  set_storage_bytes(u.flat, static_cast<size_t>(u.padded) * u.flat.element_size());
+  u.pending = group_.start_all_gather(u.piece, u.flat);
+}
+
 void ShardedWeights::acquire(size_t unit) {
   Unit& u = units_.at(unit);
   if (u.acquired) return;
-  set_storage_bytes(u.flat, static_cast<size_t>(u.padded) * u.flat.element_size());
-  group_.all_gather(u.piece, u.flat);
+  prefetch(unit);
+  u.pending->wait();
+  u.pending.reset();
   u.acquired = true;
 }
 
 void ShardedWeights::release(size_t unit) {
   Unit& u = units_.at(unit);
+  if (u.pending) {  // a prefetch nobody acquired: its gather must end before the buffer goes
+    u.pending->wait();
+    u.pending.reset();
+    u.acquired = true;
+  }
   if (!u.acquired) return;
   set_storage_bytes(u.flat, 0);
   u.acquired = false;
@@ -95,6 +108,10 @@ int64_t ShardedWeights::shard_bytes() const {
   int64_t n = 0;
   for (const Unit& u : units_) n += static_cast<int64_t>(u.piece.nbytes());
   return n;
+}
+
+ShardedWeights::~ShardedWeights() {
+  for (Unit& u : units_) u.pending.reset();  // waits for gathers still running into the buffers
 }
 
 int64_t ShardedWeights::resident_bytes() const {

@@ -118,6 +118,27 @@ BOOST_AUTO_TEST_CASE(all_gather_places_each_rank_piece_in_rank_order) {
   BOOST_CHECK_THROW(comm->all_gather(rank_values(0, 7, at::kFloat), other_dtype), dtune::Error);
 }
 
+BOOST_AUTO_TEST_CASE(started_all_gathers_finish_on_wait_with_other_collectives_in_between) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  const at::Tensor a = rank_values(comm->rank(), 1023, at::kBFloat16);
+  const at::Tensor b = rank_values(comm->rank() + 1, 5, at::kFloat);
+  at::Tensor out_a = at::empty({w * 1023}, at::kBFloat16), out_b = at::empty({w * 5});
+  auto first = comm->start_all_gather(a, out_a);
+  auto second = comm->start_all_gather(b, out_b);  // two in flight, as a prefetch behind an acquire
+  BOOST_TEST(comm->all_reduce_scalar(1.0, ReduceOp::kSum) == static_cast<double>(w));
+  second->wait();
+  first->wait();
+  first->wait();  // a second wait is a no-op
+  for (int r = 0; r < w; ++r) {
+    BOOST_TEST(at::equal(out_a.narrow(0, r * 1023, 1023), rank_values(r, 1023, at::kBFloat16)));
+    BOOST_TEST(at::equal(out_b.narrow(0, r * 5, 5), rank_values(r + 1, 5, at::kFloat)));
+  }
+  at::Tensor out_c = at::empty({w * 5});
+  { auto dropped = comm->start_all_gather(b, out_c); }  // never waited on: its destructor waits
+  BOOST_TEST(at::equal(out_c, out_b));
+}
+
 BOOST_AUTO_TEST_CASE(group_communicators_split_consecutive_ranks) {
   auto& env = *MpiFixture::env;
   const int w = env.world_size();

@@ -24,6 +24,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(at::Tensor& tensor, ReduceOp op) override;
   void broadcast(at::Tensor& tensor, int root) override;
   void all_gather(const at::Tensor& input, at::Tensor& output) override;
+  std::unique_ptr<PendingCollective> start_all_gather(const at::Tensor& input, at::Tensor& output) override;
   void barrier() override;
   double all_reduce_scalar(double value, ReduceOp op) override;
   void broadcast_string(std::string& bytes, int root) override;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -117,8 +118,9 @@ class Decoder {
   size_t final_norm_unit() const { return 1 + layers_.size(); }
   size_t lm_head_unit() const { return config_.tie_word_embeddings ? 0 : 2 + layers_.size(); }
   // In a collective (sharded) store's training forward: h unchanged, and when backward reaches
-  // it, unit is acquired (and every other unit released) before the gradient flows on.
-  at::Tensor acquire_in_backward(const at::Tensor& h, size_t unit) const;
+  // it, unit is acquired (and every other unit released) before the gradient flows on, and
+  // next (the unit backward reaches after it) is prefetched.
+  at::Tensor acquire_in_backward(const at::Tensor& h, size_t unit, std::optional<size_t> next) const;
 
   ModelConfig config_;
   DecoderOptions options_;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ namespace dtune {
 class WeightStore;
 namespace dist {
 class Communicator;
+class PendingCollective;
 }
 
 class ShardedWeights final : public FrozenWeights {
@@ -37,10 +39,17 @@ class ShardedWeights final : public FrozenWeights {
   ShardedWeights(const std::vector<FrozenUnit>& units, const WeightStore& store, const std::string& model_dir,
                  dist::Communicator& group, c10::ScalarType dtype, c10::Device device);
 
+  ~ShardedWeights() override;
+  ShardedWeights(const ShardedWeights&) = delete;
+  ShardedWeights& operator=(const ShardedWeights&) = delete;
+
   std::vector<at::Tensor> tensors(size_t unit) override;
   void acquire(size_t unit) override;  // all_gather of the unit's pieces; a collective
   void release(size_t unit) override;
   void keep_only(size_t keep) override;
+  // Starts the unit's gather (Communicator::start_all_gather: a side stream with NCCL) so that
+  // it overlaps the compute queued before acquire(unit), which then only waits for it.
+  void prefetch(size_t unit) override;
   bool collective() const override { return true; }
   int64_t resident_bytes() const override;  // pieces + buffers of acquired units
 
@@ -57,6 +66,7 @@ class ShardedWeights final : public FrozenWeights {
     at::Tensor piece;         // (padded / G) this rank's elements
     at::Tensor flat;          // (padded) the gathered unit; its storage is empty unless acquired
     std::vector<at::Tensor> views;  // the unit's tensors, views into flat
+    std::unique_ptr<dist::PendingCollective> pending;  // prefetch(u) started, acquire(u) not yet
     bool acquired = false;
   };
 
