@@ -74,7 +74,10 @@ void ShardedWeights::prefetch(size_t unit) {
   Unit& u = units_.at(unit);
   if (u.acquired || u.pending) return;
   set_storage_bytes(u.flat, static_cast<size_t>(u.padded) * u.flat.element_size());
-  u.pending = group_.start_all_gather(u.piece, u.flat);
+  // Written through a tensor with its own version counter: the views' counter (which autograd
+  // checks on the views it saved for backward) must not move when the same values come back.
+  at::Tensor target = u.flat.variable_data();
+  u.pending = group_.start_all_gather(u.piece, target);
 }
 
 void ShardedWeights::acquire(size_t unit) {

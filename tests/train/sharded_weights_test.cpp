@@ -1,4 +1,4 @@
-// Multi-rank test (ctest runs it under mpirun -np 2, 3 and 4): a Decoder whose frozen base is
+// Multi-rank test (ctest runs it under mpirun -np 2, 3 and 4; and over one rank): a Decoder whose frozen base is
 // sharded over the ranks (train.sharding, ShardedWeights) computes what the resident Decoder
 // computes — hidden states, loss and LoRA gradients within 1e-6 relative, with activation
 // checkpointing on and off, for a tiny Llama (untied), Qwen2 (q/k/v biases) and Qwen2 with tied
@@ -174,6 +174,13 @@ BOOST_TEST_GLOBAL_FIXTURE(MpiFixture);
 BOOST_AUTO_TEST_CASE(full_sharding_equals_resident_weights) {
   auto world = MpiFixture::env->make_mpi_communicator();
   for (const char* name : {"tiny_llama", "tiny_qwen2", "tiny_qwen2_tied"}) check_model(name, *world);
+}
+
+BOOST_AUTO_TEST_CASE(sharding_over_one_rank_equals_resident_weights) {
+  // World size 1 (bench/gpu.sh runs it on one GPU): the gather is a copy, which must not count
+  // as an in-place change of the tensors autograd saved (their version counter).
+  auto single = dist::make_single_process_communicator();
+  for (const char* name : {"tiny_llama", "tiny_qwen2_tied"}) check_model(name, *single);
 }
 
 BOOST_AUTO_TEST_CASE(hybrid_groups_of_two_equal_resident_weights) {
