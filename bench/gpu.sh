@@ -7,7 +7,8 @@
 # configuration with dtune and with bench/gpu_peer.py, and prints one table (bench/gpu_report.py):
 # tokens/s per GPU, MFU (dtune's formula), peak memory, dtune/peer ratios. Before the runs, short
 # first-contact checks (issue 22): the MFU peak's SKU, train.deterministic=true with sampled
-# generation, a CPU checkpoint resumed on the GPU; and fp16 skip-and-halve (issue 17). docs/bench/GPU.md says how to call it.
+# generation, a CPU checkpoint resumed on the GPU, fp16 skip-and-halve (issue 17), and
+# train.sharding=full at world size 1 against none (issue 16). docs/bench/GPU.md says how to call it.
 #
 #   bash bench/gpu_carry.sh && bash bench/gpu.sh          # on the device: see docs/bench/GPU.md
 #   DRY_RUN=1 bash bench/gpu.sh                           # here: the same plumbing on CPU, tiny
@@ -235,6 +236,26 @@ PY
     else
       say "fp16 skip-and-halve on $device FAILED:"; tail -15 "$work/smoke_fp16_skip.log" | sed 's/^/  | /'
     fi
+    # (d) train.sharding=full at world size 1: the gather path (NCCL all-gather on the side
+    #     stream, storage freed and refilled per layer, re-gathered in backward) must train as
+    #     train.sharding=none, with and without gradient checkpointing (issue 16).
+    shard_smoke() {  # shard_smoke SHARDING CKPT
+      rm -rf "$work/smoke_shard_$1_$2"
+      timeout -k 5 120 "$work/dtune.sh" train --model.path="$work/smoke_model" --data.path="$work/smoke.h5" \
+        --data.micro_batch_size=2 --data.shuffle=false --train.device="$device" --train.precision=fp32 \
+        --train.max_steps=3 --train.gradient_accumulation_steps=2 --train.eval_every=0 --lora.dropout=0 \
+        --train.sharding="$1" --train.gradient_checkpointing="$2" --checkpoint.output_dir="$work/smoke_shard_$1_$2" \
+        --generate.enabled=false --log.tensorboard=false --log.progress=lines > "$work/smoke_shard_$1_$2.log" 2>&1
+    }
+    for ckpt in false true; do
+      if shard_smoke none $ckpt && shard_smoke full $ckpt && "$python" bench/gpu_compare_steps.py \
+           "$work/smoke_shard_none_$ckpt/metrics.jsonl" "$work/smoke_shard_full_$ckpt/metrics.jsonl" --limit 1e-5; then
+        say "sharded gather path (world 1, checkpointing $ckpt) OK: equals train.sharding=none"
+      else
+        say "sharded gather path (world 1, checkpointing $ckpt) FAILED:"
+        tail -15 "$work/smoke_shard_full_$ckpt.log" | sed 's/^/  | /'
+      fi
+    done
   fi
   if [ "$dtune_ok" = 1 ] && [[ " $configs " == *" b "* ]]; then
     # Packed rows: dtune's attention (flash varlen on CUDA, the fused kernel on CPU) against

@@ -161,6 +161,9 @@ const std::vector<OptionSpec>& option_table() {
       DTUNE_DBL(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
       DTUNE_BOOL(train.gradient_checkpointing, "recompute layers in backward"),
       DTUNE_INT(train.activation_checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
+      DTUNE_STR(train.sharding, "frozen base weights across ranks: none | full (FSDP FULL_SHARD) | hybrid (HYBRID_SHARD: "
+                                "shard within a node, replicate across nodes)"),
+      DTUNE_INT(train.data_parallel_shard_degree, "hybrid: ranks per shard group, dividing a node's ranks (0 = a node)"),
       DTUNE_INT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
       DTUNE_UINT(train.seed, "seed for LoRA init and dropout"),
       DTUNE_INT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),

@@ -73,6 +73,11 @@ void validate(const Config& c) {
           "must be > 0 seconds (raise it when a rank legitimately stalls, e.g. a slow checkpoint)");
   require(t.activation_checkpoint_every >= 1, "train.activation_checkpoint_every", t.activation_checkpoint_every,
           "must be >= 1 (1 = recompute every layer)");
+  require_one_of(t.sharding, "train.sharding", {"none", "full", "hybrid"});
+  require(t.data_parallel_shard_degree >= 0, "train.data_parallel_shard_degree", t.data_parallel_shard_degree,
+          "must be >= 0 (0 = the ranks of one node)");
+  require(t.data_parallel_shard_degree == 0 || t.sharding == "hybrid", "train.data_parallel_shard_degree",
+          t.data_parallel_shard_degree, "applies to train.sharding=hybrid only (full shards over every rank)");
   require(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", t.max_nonfinite_steps, "must be > 0");
 
   require(!c.checkpoint.output_dir.empty(), "checkpoint.output_dir", "''", "must name a folder");

@@ -1,5 +1,5 @@
-// The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers on
-// MPI_COMM_WORLD, each collective nonblocking and waited for within the timeout (the census and
+// The MPI communicator over CPU tensors: in-place all-reduce and broadcast of flat buffers, and
+// all-gather, on one MPI communicator (MPI_COMM_WORLD or a shard group split off it), each collective nonblocking and waited for within the timeout (the census and
 // the bound: mpi_communicator.h). fp16/bf16 (no MPI type) are reduced through an fp32 copy.
 #include "dtune/dist/mpi_communicator.h"
 
@@ -13,10 +13,12 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "dtune/core/error.h"
 #include "dtune/dist/check.h"
+#include "dtune/dist/mpi_env.h"
 #include "dtune/dist/stalled_collective.h"
 
 namespace dtune::dist {
@@ -60,8 +62,18 @@ struct CensusReply {
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+MpiCommunicator::MpiCommunicator(double timeout_s, MPI_Comm comm, bool owns_comm)
+    : timeout_s_(timeout_s), comm_(comm), owns_comm_(owns_comm) {
   DTUNE_CHECK(timeout_s_ > 0, "train.collective_timeout must be > 0 seconds, got ", timeout_s_);
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  // Not while an error unwinds (peers may be blocked; the job is about to be aborted), and never
+  // after MPI_Finalize.
+  if (!owns_comm_ || std::uncaught_exceptions() > 0 || !mpi_active()) return;
+  MPI_Comm_free(&comm_);  // a destructor cannot throw; a failure here changes nothing
 }
 
 void MpiCommunicator::wait_bounded(MPI_Request& request, const char* what) {
@@ -87,15 +99,15 @@ void MpiCommunicator::answer_census() {
   for (;;) {
     int asked = 0;
     MPI_Status status;
-    MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kCensusAskTag, MPI_COMM_WORLD, &asked, &status));
+    MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kCensusAskTag, comm_, &asked, &status));
     if (!asked) return;
     int64_t their_seq = 0;
-    MPI_CHECK(MPI_Recv(&their_seq, 1, MPI_INT64_T, status.MPI_SOURCE, kCensusAskTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    MPI_CHECK(MPI_Recv(&their_seq, 1, MPI_INT64_T, status.MPI_SOURCE, kCensusAskTag, comm_, MPI_STATUS_IGNORE));
     CensusReply reply{};
     reply.seq = seq_;
     std::snprintf(reply.what, sizeof(reply.what), "%s", waiting_in_.c_str());
     // The asker posted this receive before asking: the send completes without waiting on it.
-    MPI_CHECK(MPI_Send(&reply, sizeof(reply), MPI_BYTE, status.MPI_SOURCE, kCensusReplyTag, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Send(&reply, sizeof(reply), MPI_BYTE, status.MPI_SOURCE, kCensusReplyTag, comm_));
   }
 }
 
@@ -122,12 +134,12 @@ void MpiCommunicator::fail_stalled(double waited_s) {
   std::vector<bool> answered(static_cast<size_t>(world), false);
   for (int r = 0; r < world; ++r) {
     if (r == me) continue;
-    MPI_CHECK(MPI_Irecv(&replies[r], sizeof(CensusReply), MPI_BYTE, r, kCensusReplyTag, MPI_COMM_WORLD,
+    MPI_CHECK(MPI_Irecv(&replies[r], sizeof(CensusReply), MPI_BYTE, r, kCensusReplyTag, comm_,
                         &census->receives[r]));
   }
   for (int r = 0; r < world; ++r) {
     if (r == me) continue;
-    MPI_CHECK(MPI_Isend(&census->ask, 1, MPI_INT64_T, r, kCensusAskTag, MPI_COMM_WORLD, &census->asks[r]));
+    MPI_CHECK(MPI_Isend(&census->ask, 1, MPI_INT64_T, r, kCensusAskTag, comm_, &census->asks[r]));
   }
   const double census_end = now_s() + kCensusGraceS;
   for (int pending = world - 1; pending > 0 && now_s() < census_end;) {
@@ -161,18 +173,6 @@ void MpiCommunicator::fail_stalled(double waited_s) {
   throw Error(describe_stalled_collective(mine, peers));
 }
 
-int MpiCommunicator::rank() const {
-  int r = 0;
-  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r));
-  return r;
-}
-
-int MpiCommunicator::world_size() const {
-  int s = 1;
-  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &s));
-  return s;
-}
-
 void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   check_cpu_contiguous(tensor, "all_reduce");
   const auto st = tensor.scalar_type();
@@ -194,7 +194,7 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   for (int64_t off = 0; off < n; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, n - off));
     MPI_Request request;
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), MPI_COMM_WORLD, &request));
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, base + off * itemsize, count, type, mpi_op(op), comm_, &request));
     wait_bounded(request, "all_reduce");
   }
   if (op == ReduceOp::kAvg && n > 0) tensor.div_(world_size());
@@ -209,21 +209,21 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
   for (int64_t off = 0; off < bytes; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, bytes - off));
     MPI_Request request;
-    MPI_CHECK(MPI_Ibcast(base + off, count, MPI_BYTE, root, MPI_COMM_WORLD, &request));
+    MPI_CHECK(MPI_Ibcast(base + off, count, MPI_BYTE, root, comm_, &request));
     wait_bounded(request, "broadcast");
   }
 }
 
 void MpiCommunicator::barrier() {
   MPI_Request request;
-  MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+  MPI_CHECK(MPI_Ibarrier(comm_, &request));
   wait_bounded(request, "barrier");
 }
 
 double MpiCommunicator::all_reduce_scalar(double value, ReduceOp op) {
   double out = 0.0;
   MPI_Request request;
-  MPI_CHECK(MPI_Iallreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD, &request));
+  MPI_CHECK(MPI_Iallreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), comm_, &request));
   wait_bounded(request, "all_reduce_scalar");
   return op == ReduceOp::kAvg ? out / world_size() : out;
 }
@@ -232,14 +232,81 @@ void MpiCommunicator::broadcast_string(std::string& bytes, int root) {
   DTUNE_CHECK(root >= 0 && root < world_size(), "broadcast root ", root, " out of range");
   int64_t size = static_cast<int64_t>(bytes.size());
   MPI_Request request;
-  MPI_CHECK(MPI_Ibcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD, &request));
+  MPI_CHECK(MPI_Ibcast(&size, 1, MPI_INT64_T, root, comm_, &request));
   wait_bounded(request, "broadcast_string (size)");
   bytes.resize(static_cast<size_t>(size));
   for (int64_t off = 0; off < size; off += kMaxChunk) {
     const int count = static_cast<int>(std::min(kMaxChunk, size - off));
-    MPI_CHECK(MPI_Ibcast(bytes.data() + off, count, MPI_BYTE, root, MPI_COMM_WORLD, &request));
+    MPI_CHECK(MPI_Ibcast(bytes.data() + off, count, MPI_BYTE, root, comm_, &request));
     wait_bounded(request, "broadcast_string");
   }
+}
+
+// MPI_Iallgather's request and the element type it uses, both freed once it completes; waited
+// for within the communicator's bound.
+class MpiPendingGather final : public PendingCollective {
+ public:
+  MpiPendingGather(MpiCommunicator* comm, MPI_Request request, MPI_Datatype element)
+      : comm_(comm), request_(request), element_(element) {}
+  ~MpiPendingGather() override {
+    // Never waited on: the buffers must not be freed under a running gather. Not while an error
+    // unwinds (the job is being aborted; a bounded wait could throw here).
+    if (request_ == MPI_REQUEST_NULL || std::uncaught_exceptions() > 0) return;
+    try {
+      wait();
+    } catch (const std::exception& e) {  // a destructor cannot throw: say it, the job ends anyway
+      std::fprintf(stderr, "[rank %d] %s\n", comm_->rank(), e.what());
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+  void wait() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    comm_->wait_bounded(request_, "all_gather");
+    request_ = MPI_REQUEST_NULL;
+    MPI_Type_free(&element_);
+  }
+
+ private:
+  MpiCommunicator* comm_;
+  MPI_Request request_;
+  MPI_Datatype element_;
+};
+
+void MpiCommunicator::all_gather(const at::Tensor& input, at::Tensor& output) {
+  start_all_gather(input, output)->wait();
+}
+
+std::unique_ptr<PendingCollective> MpiCommunicator::start_all_gather(const at::Tensor& input, at::Tensor& output) {
+  check_cpu_contiguous(input, "all_gather");
+  check_cpu_contiguous(output, "all_gather");
+  check_all_gather_args(input, output, size_);
+  const int64_t n = input.numel();
+  if (n == 0) return std::make_unique<MpiPendingGather>(this, MPI_REQUEST_NULL, MPI_DATATYPE_NULL);
+  // One element = one contiguous MPI type of element_size bytes, so counts stay ints for any
+  // piece up to 2^31 - 1 elements (a decoder layer of a 70B model is under 2^30).
+  DTUNE_CHECK(n <= INT_MAX, "all_gather: a piece of ", n, " elements exceeds MPI's int count");
+  MPI_Datatype element = MPI_DATATYPE_NULL;
+  MPI_CHECK(MPI_Type_contiguous(static_cast<int>(input.element_size()), MPI_BYTE, &element));
+  MPI_CHECK(MPI_Type_commit(&element));
+  MPI_Request request = MPI_REQUEST_NULL;
+  const int rc = MPI_Iallgather(input.data_ptr(), static_cast<int>(n), element, output.data_ptr(),
+                                static_cast<int>(n), element, comm_, &request);
+  if (rc != MPI_SUCCESS) MPI_Type_free(&element);  // before the check, so a failure does not leak it
+  MPI_CHECK(rc);
+  return std::make_unique<MpiPendingGather>(this, request, element);
+}
+
+MPI_Comm split_world_into_groups(int group_size) {
+  int rank = 0, world = 1;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  DTUNE_CHECK(group_size >= 1 && world % group_size == 0, "a shard group of ", group_size,
+              " ranks does not divide the job's ", world, " ranks");
+  MPI_Comm group = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, rank / group_size, rank, &group));
+  MPI_CHECK(MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN));
+  return group;
 }
 
 }  // namespace dtune::dist

@@ -42,6 +42,7 @@ MpiEnv::MpiEnv(int* argc, char*** argv, double collective_timeout_s) : collectiv
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local));
   MPI_CHECK(MPI_Comm_rank(local, &local_rank_));
   MPI_CHECK(MPI_Comm_size(local, &local_size_));
+  MPI_CHECK(MPI_Allreduce(&rank_, &node_first_rank_, 1, MPI_INT, MPI_MIN, local));
   MPI_CHECK(MPI_Comm_free(&local));
   if (provided < MPI_THREAD_FUNNELED) {
     log::warn(dtune::str("this MPI provides thread level ", provided, ", below MPI_THREAD_FUNNELED (", MPI_THREAD_FUNNELED,
@@ -62,6 +63,10 @@ MpiEnv::~MpiEnv() {
 
 std::unique_ptr<Communicator> MpiEnv::make_mpi_communicator() const {
   return std::make_unique<MpiCommunicator>(collective_timeout_s_);
+}
+
+std::unique_ptr<Communicator> MpiEnv::make_group_mpi_communicator(int group_size) const {
+  return std::make_unique<MpiCommunicator>(collective_timeout_s_, split_world_into_groups(group_size), /*owns_comm=*/true);
 }
 
 bool mpi_active() {

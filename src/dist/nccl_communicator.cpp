@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "dtune/core/log.h"
@@ -81,10 +82,48 @@ void check_nccl_launch(ncclResult_t rc, const char* what) {
                                                : std::string("\n  hint: rerun with NCCL_DEBUG=INFO; see docs/HPC.md")));
 }
 
+// `waiter` waits (on the device) for the work queued so far on `waited`.
+void stream_wait(cudaStream_t waiter, cudaStream_t waited) {
+  cudaEvent_t ev;
+  CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  cudaError_t rc = cudaEventRecord(ev, waited);
+  if (rc == cudaSuccess) rc = cudaStreamWaitEvent(waiter, ev, 0);
+  cudaEventDestroy(ev);  // legal once the wait is queued; its return code changes nothing
+  CUDA_CHECK(rc);
+}
+
+// A gather on the side stream: wait() queues a wait for its event on the current stream.
+class NcclPendingGather final : public PendingCollective {
+ public:
+  NcclPendingGather(cudaEvent_t done, int device) : done_(done), device_(device) {}
+  ~NcclPendingGather() override {
+    if (done_ == nullptr) return;
+    // Never waited on: the current stream still must not run ahead of the gather (its buffer
+    // may be freed and reused next). A destructor cannot throw.
+    cudaStreamWaitEvent(c10::cuda::getCurrentCUDAStream(device_).stream(), done_, 0);
+    cudaEventDestroy(done_);
+  }
+  void wait() override {
+    if (done_ == nullptr) return;
+    const cudaError_t rc = cudaStreamWaitEvent(c10::cuda::getCurrentCUDAStream(device_).stream(), done_, 0);
+    cudaEventDestroy(done_);
+    done_ = nullptr;
+    CUDA_CHECK(rc);
+  }
+
+ private:
+  cudaEvent_t done_;
+  int device_;
+};
+
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(int rank, int world, int device, double timeout_s)
-      : rank_(rank), world_(world), device_(device), host_(timeout_s), watchdog_(timeout_s) {
+  // NCCL over the ranks of comm (MPI_COMM_WORLD or a shard group); the unique id travels over
+  // comm, bounded as every host collective. owns_comm: comm is freed with this communicator (a
+  // group split off the world).
+  NcclCommunicator(MPI_Comm comm, bool owns_comm, int device, double timeout_s)
+      : host_(timeout_s, comm, owns_comm), rank_(host_.rank()), world_(host_.world_size()), device_(device),
+        watchdog_(timeout_s) {
     CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
@@ -101,7 +140,6 @@ class NcclCommunicator final : public Communicator {
     // comm_ is written only here, before the watchdog thread starts, and read by both threads.
     watchdog_thread_ = std::thread([this] { watch(); });
   }
-
   ~NcclCommunicator() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -151,6 +189,44 @@ class NcclCommunicator final : public Communicator {
     track(stream, "broadcast");
   }
 
+  void all_gather(const at::Tensor& input, at::Tensor& output) override {
+    check_cuda_contiguous(input, "all_gather");
+    check_cuda_contiguous(output, "all_gather");
+    check_all_gather_args(input, output, world_);
+    if (input.numel() == 0) return;
+    clear_pending_cuda_error("all_gather");
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_).stream();
+    check_nccl_launch(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<size_t>(input.numel()),
+                                    nccl_type(input.scalar_type()), comm_, stream),
+                      "all_gather");
+    track(stream, "all_gather");
+  }
+  // ncclAllGather on a side stream that first waits for the work queued so far on the current
+  // stream (the output may reuse memory that work still reads); wait() makes the then-current
+  // stream wait for the gather, without blocking the host.
+  std::unique_ptr<PendingCollective> start_all_gather(const at::Tensor& input, at::Tensor& output) override {
+    check_cuda_contiguous(input, "all_gather");
+    check_cuda_contiguous(output, "all_gather");
+    check_all_gather_args(input, output, world_);
+    if (input.numel() == 0) return std::make_unique<NcclPendingGather>(nullptr, device_);
+    if (!side_) side_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, static_cast<c10::DeviceIndex>(device_));
+    const cudaStream_t compute = c10::cuda::getCurrentCUDAStream(device_).stream();
+    const cudaStream_t side = side_->stream();
+    stream_wait(side, compute);
+    clear_pending_cuda_error("all_gather");
+    check_nccl_launch(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<size_t>(input.numel()),
+                                    nccl_type(input.scalar_type()), comm_, side),
+                      "all_gather");
+    track(side, "all_gather");
+    cudaEvent_t done;
+    CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    const cudaError_t recorded = cudaEventRecord(done, side);
+    if (recorded != cudaSuccess) {
+      cudaEventDestroy(done);  // best effort: the error below is what matters
+      CUDA_CHECK(recorded);
+    }
+    return std::make_unique<NcclPendingGather>(done, device_);
+  }
   void barrier() override { host_.barrier(); }
   double all_reduce_scalar(double value, ReduceOp op) override { return host_.all_reduce_scalar(value, op); }
   void broadcast_string(std::string& bytes, int root) override { host_.broadcast_string(bytes, root); }
@@ -222,9 +298,10 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
+  MpiCommunicator host_;  // small host-side collectives, over the same ranks
+  std::optional<c10::cuda::CUDAStream> side_;  // start_all_gather's stream, made on first use
   int rank_, world_, device_;
   ncclComm_t comm_ = nullptr;
-  MpiCommunicator host_;  // small host-side collectives
   CollectiveWatchdog watchdog_;
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;
@@ -235,7 +312,12 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> MpiEnv::make_nccl_communicator(int device_index) const {
-  return std::make_unique<NcclCommunicator>(rank_, world_size_, device_index, collective_timeout_s_);
+  return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, /*owns_comm=*/false, device_index, collective_timeout_s_);
+}
+
+std::unique_ptr<Communicator> MpiEnv::make_group_nccl_communicator(int group_size, int device_index) const {
+  return std::make_unique<NcclCommunicator>(split_world_into_groups(group_size), /*owns_comm=*/true, device_index,
+                                            collective_timeout_s_);
 }
 
 }  // namespace dtune::dist

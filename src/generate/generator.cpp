@@ -115,6 +115,7 @@ std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
   for (int64_t step = 0; step < max_new; ++step) {
     at::Tensor next_cpu = select_next_tokens(logits, seen.narrow(1, 0, prompt_len + step), options.sampling,
                                              generator);  // (B,) on the host
+    if (options.agree_tokens) options.agree_tokens(next_cpu);
     const int64_t* next_ptr = next_cpu.data_ptr<int64_t>();
     bool all_done = true;
     for (size_t r = 0; r < out.size(); ++r) {

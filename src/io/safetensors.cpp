@@ -133,6 +133,31 @@ at::Tensor SafetensorsFile::load(const std::string& name, c10::ScalarType dtype,
   return view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
+at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t begin, int64_t end, c10::ScalarType dtype,
+                                       c10::Device device) const {
+  auto it = impl_->header.entries.find(name);
+  DTUNE_CHECK(it != impl_->header.entries.end(), impl_->path, ": no tensor named \"", name, "\"");
+  const TensorEntry& e = it->second;
+  const size_t itemsize = safetensors_dtype_size(e.dtype);
+  const int64_t numel = static_cast<int64_t>((e.end - e.begin) / itemsize);  // validated = prod(shape)
+  DTUNE_CHECK(0 <= begin && begin <= end && end <= numel, impl_->path, ": elements [", begin, ", ", end,
+              ") of tensor \"", name, "\" are outside its ", numel, " elements");
+  const auto out_options = at::TensorOptions().dtype(dtype).device(device);
+  if (begin == end) return at::empty({0}, out_options);
+  const c10::ScalarType src = scalar_type_from_safetensors(e.dtype);
+  const uint8_t* p = impl_->data + e.begin + static_cast<size_t>(begin) * itemsize;
+  const size_t nbytes = static_cast<size_t>(end - begin) * itemsize;
+  at::Tensor view;
+  if (reinterpret_cast<uintptr_t>(p) % itemsize == 0) {
+    view = at::from_blob(const_cast<uint8_t*>(p), {end - begin}, at::TensorOptions().dtype(src));
+  } else {  // misaligned (legal, rare): stage through an aligned buffer
+    view = at::empty({end - begin}, at::TensorOptions().dtype(src));
+    std::memcpy(view.data_ptr(), p, nbytes);
+  }
+  if (device.is_cpu()) return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  return view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+}
+
 // ---------------------------------------------------------------------------------------------
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {

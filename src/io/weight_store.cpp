@@ -81,4 +81,11 @@ at::Tensor WeightStore::load(const std::string& name, c10::ScalarType dtype, c10
   return impl_->files[it->second].load(name, dtype, device);
 }
 
+at::Tensor WeightStore::load_range(const std::string& name, int64_t begin, int64_t end, c10::ScalarType dtype,
+                                   c10::Device device) const {
+  auto it = impl_->file_of.find(name);
+  DTUNE_CHECK(it != impl_->file_of.end(), "the model has no weight named \"", name, "\"");
+  return impl_->files[it->second].load_range(name, begin, end, dtype, device);
+}
+
 }  // namespace dtune

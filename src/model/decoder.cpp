@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <optional>
+#include <torch/csrc/autograd/custom_function.h>
+
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/lora/cpu_gemv.h"
@@ -20,24 +23,76 @@ std::string shape_str(at::IntArrayRef shape) {
   return s + ")";
 }
 
-// Loads one frozen weight and checks its shape against the config.
-at::Tensor load_checked(const WeightLoader& load, const std::string& name,
-                        std::vector<int64_t> expected, const DecoderOptions& options) {
-  at::Tensor t = load(name, options.dtype, options.device);
-  DTUNE_CHECK(t.sizes() == at::IntArrayRef(expected), "weight ", name, " has shape ",
-              shape_str(t.sizes()), " but config.json implies ", shape_str(expected),
-              "; the config and the safetensors files do not belong together");
-  return t.requires_grad_(false);
+// The projections of a layer in unit order, with their shapes (out, in).
+struct ProjectionSpec {
+  const char* path;  // under model.layers.N.
+  int64_t out, in;
+  bool bias;
+};
+
+std::vector<ProjectionSpec> projections(const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const int64_t nq = c.num_attention_heads, nkv = c.num_key_value_heads;
+  // Qwen2 always has q/k/v biases and no o bias; Llama's attention_bias covers q/k/v/o.
+  const bool qwen2 = c.model_type == "qwen2";
+  const bool qkv_bias = qwen2 || c.attention_bias;
+  const bool o_bias = !qwen2 && c.attention_bias;
+  return {{"self_attn.q_proj", nq * hd, H, qkv_bias}, {"self_attn.k_proj", nkv * hd, H, qkv_bias},
+          {"self_attn.v_proj", nkv * hd, H, qkv_bias}, {"self_attn.o_proj", H, nq * hd, o_bias},
+          {"mlp.gate_proj", I, H, c.mlp_bias},         {"mlp.up_proj", I, H, c.mlp_bias},
+          {"mlp.down_proj", H, I, c.mlp_bias}};
 }
 
-LoraLinear load_linear(const WeightLoader& load, const std::string& prefix, int64_t out,
-                       int64_t in, bool bias, const DecoderOptions& options) {
-  at::Tensor w = load_checked(load, prefix + ".weight", {out, in}, options);
-  at::Tensor b = bias ? load_checked(load, prefix + ".bias", {out}, options) : at::Tensor();
-  return LoraLinear(std::move(w), std::move(b));
-}
+// The backward half of Decoder::acquire_in_backward: identity forward; in backward, acquire
+// the unit (releasing the others) before passing the gradient on. Autograd runs this node
+// before any node of the unit's forward, as it is the last op of that forward.
+struct AcquireState : torch::CustomClassHolder {
+  FrozenWeights* weights = nullptr;
+  size_t unit = 0;
+  std::optional<size_t> next;  // the unit backward reaches after this one: prefetched
+};
+
+struct AcquireInBackward : public torch::autograd::Function<AcquireInBackward> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h,
+                            c10::intrusive_ptr<AcquireState> state) {
+    ctx->saved_data["state"] = at::IValue::make_capsule(std::move(state));
+    return h.view_as(h);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto state = c10::static_intrusive_pointer_cast<AcquireState>(ctx->saved_data["state"].toCapsule());
+    state->weights->keep_only(state->unit);
+    if (state->next) state->weights->prefetch(*state->next);
+    return {grads[0], at::Tensor()};
+  }
+};
 
 }  // namespace
+
+std::vector<FrozenUnit> Decoder::frozen_units(const ModelConfig& c) {
+  DTUNE_CHECK(c.model_type == "llama" || c.model_type == "qwen2", "model_type '", c.model_type,
+              "' is not supported; dtune implements llama and qwen2");
+  DTUNE_CHECK(c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
+                  c.num_attention_heads % c.num_key_value_heads == 0,
+              "config.json: num_attention_heads (", c.num_attention_heads,
+              ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  std::vector<FrozenUnit> units;
+  units.push_back({{"model.embed_tokens.weight", {V, H}}});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    FrozenUnit& u = units.emplace_back();
+    u.push_back({p + "input_layernorm.weight", {H}});
+    u.push_back({p + "post_attention_layernorm.weight", {H}});
+    for (const ProjectionSpec& proj : projections(c)) {
+      u.push_back({p + proj.path + ".weight", {proj.out, proj.in}});
+      if (proj.bias) u.push_back({p + proj.path + ".bias", {proj.out}});
+    }
+  }
+  units.push_back({{"model.norm.weight", {H}}});
+  if (!c.tie_word_embeddings) units.push_back({{"lm_head.weight", {V, H}}});
+  return units;
+}
 
 Decoder Decoder::load(const std::string& model_dir, const DecoderOptions& options) {
   const ModelConfig config = load_model_config(model_dir);
@@ -53,48 +108,55 @@ Decoder Decoder::load(const std::string& model_dir, const DecoderOptions& option
 }
 
 Decoder::Decoder(const ModelConfig& config, const WeightLoader& load, const DecoderOptions& options)
+    : Decoder(config,
+              [&load](const std::vector<FrozenUnit>& units, c10::ScalarType dtype, c10::Device device) {
+                return make_resident_weights(units, load, dtype, device);
+              },
+              options) {}
+
+Decoder::Decoder(const ModelConfig& config, const FrozenWeightsFactory& make_weights, const DecoderOptions& options)
     : config_(config), options_(options) {
   const auto& c = config_;
-  DTUNE_CHECK(c.model_type == "llama" || c.model_type == "qwen2", "model_type '", c.model_type,
-              "' is not supported; dtune implements llama and qwen2");
-  DTUNE_CHECK(c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
-                  c.num_attention_heads % c.num_key_value_heads == 0,
-              "config.json: num_attention_heads (", c.num_attention_heads,
-              ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
   DTUNE_CHECK(options.dtype == at::kFloat || options.dtype == at::kHalf ||
                   options.dtype == at::kBFloat16,
               "Decoder dtype must be fp32, fp16 or bf16");
-  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
-  const int64_t nq = c.num_attention_heads, nkv = c.num_key_value_heads;
-  // Qwen2 always has q/k/v biases and no o bias; Llama's attention_bias covers q/k/v/o.
-  const bool qwen2 = c.model_type == "qwen2";
-  const bool qkv_bias = qwen2 || c.attention_bias;
-  const bool o_bias = !qwen2 && c.attention_bias;
+  const std::vector<FrozenUnit> units = frozen_units(c);
+  weights_ = make_weights(units, options.dtype, options.device);
+  DTUNE_CHECK(weights_ != nullptr, "Decoder: the frozen-weight factory returned no store");
+  const std::vector<ProjectionSpec> projs = projections(c);
 
-  embed_tokens_ = load_checked(load, "model.embed_tokens.weight", {V, H}, options);
+  embed_tokens_ = weights_->tensors(0).at(0);
   layers_.resize(c.num_hidden_layers);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::vector<at::Tensor> t = weights_->tensors(layer_unit(i));
+    size_t k = 0;
     DecoderLayer& l = layers_[i];
     l.eps = c.rms_norm_eps;
-    l.input_norm = load_checked(load, p + "input_layernorm.weight", {H}, options);
-    l.post_attention_norm = load_checked(load, p + "post_attention_layernorm.weight", {H}, options);
+    l.input_norm = t.at(k++);
+    l.post_attention_norm = t.at(k++);
     Attention& a = l.attention;
-    a.n_heads = nq;
-    a.n_kv_heads = nkv;
-    a.head_dim = hd;
-    a.q_proj = load_linear(load, p + "self_attn.q_proj", nq * hd, H, qkv_bias, options);
-    a.k_proj = load_linear(load, p + "self_attn.k_proj", nkv * hd, H, qkv_bias, options);
-    a.v_proj = load_linear(load, p + "self_attn.v_proj", nkv * hd, H, qkv_bias, options);
-    a.o_proj = load_linear(load, p + "self_attn.o_proj", H, nq * hd, o_bias, options);
-    l.mlp.gate_proj = load_linear(load, p + "mlp.gate_proj", I, H, c.mlp_bias, options);
-    l.mlp.up_proj = load_linear(load, p + "mlp.up_proj", I, H, c.mlp_bias, options);
-    l.mlp.down_proj = load_linear(load, p + "mlp.down_proj", H, I, c.mlp_bias, options);
+    a.n_heads = c.num_attention_heads;
+    a.n_kv_heads = c.num_key_value_heads;
+    a.head_dim = c.head_dim;
+    LoraLinear* linears[] = {&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj,
+                             &l.mlp.gate_proj, &l.mlp.up_proj, &l.mlp.down_proj};
+    for (size_t j = 0; j < projs.size(); ++j) {
+      at::Tensor w = t.at(k++);
+      at::Tensor b = projs[j].bias ? t.at(k++) : at::Tensor();
+      *linears[j] = LoraLinear(std::move(w), std::move(b));
+    }
   }
-  final_norm_ = load_checked(load, "model.norm.weight", {H}, options);
-  lm_head_ = c.tie_word_embeddings ? embed_tokens_
-                                   : load_checked(load, "lm_head.weight", {V, H}, options);
+  final_norm_ = weights_->tensors(final_norm_unit()).at(0);
+  lm_head_ = weights_->tensors(lm_head_unit()).at(0);
   rope_ = RotaryEmbedding(c, options.device);
+}
+
+at::Tensor Decoder::acquire_in_backward(const at::Tensor& h, size_t unit, std::optional<size_t> next) const {
+  auto state = c10::make_intrusive<AcquireState>();
+  state->weights = weights_.get();
+  state->unit = unit;
+  state->next = next;
+  return AcquireInBackward::apply(h, std::move(state));
 }
 
 at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor& position_ids,
@@ -103,7 +165,14 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
               "forward_hidden: input_ids and position_ids must both be (B, T), got ",
               shape_str(input_ids.sizes()), " and ", shape_str(position_ids.sizes()));
   const int64_t T = input_ids.size(1);
-  at::Tensor h = at::embedding(embed_tokens_, input_ids);  // (B, T, H)
+  FrozenWeights& w = *weights_;
+  // A backward pass is coming through the layers: a collective store re-acquires each layer
+  // then (acquire_in_backward), since the forward releases it as soon as it has run.
+  const bool backward_acquires = w.collective() && at::GradMode::is_enabled() && cache == nullptr &&
+                                 num_lora_parameters() > 0;
+  w.keep_only(0);  // whatever an earlier pass left acquired goes
+  at::Tensor h = at::embedding(embed_tokens_, input_ids);  // (B, T, H); no backward to the weight
+  w.release(0);
   auto [cos, sin] = rope_.cos_sin(position_ids, options_.dtype);  // (B, T, hd)
 
   const bool fused = options_.fused_cpu_attention && cache == nullptr &&
@@ -141,8 +210,11 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   const bool ckpt = options_.activation_checkpointing && cache == nullptr &&
                     at::GradMode::is_enabled() && num_lora_parameters() > 0;
   if (ckpt && !h.requires_grad()) h.requires_grad_(true);  // so backward reaches the first layer
-  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+  const int64_t n_layers = static_cast<int64_t>(layers_.size());
+  for (int64_t i = 0; i < n_layers; ++i) {
     in.layer = i;
+    w.acquire(layer_unit(i));
+    w.prefetch(i + 1 < n_layers ? layer_unit(i + 1) : final_norm_unit());
     if (ckpt && i % options_.checkpoint_every == 0) {
       // The closure owns what recomputation needs (cos, sin, mask) until backward.
       const DecoderLayer* layer = &layers_[i];
@@ -171,14 +243,27 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
     } else {
       h = layers_[i].forward(h, in);
     }
+    w.release(layer_unit(i));
+    if (backward_acquires && h.requires_grad())
+      h = acquire_in_backward(h, layer_unit(i), i > 0 ? std::optional<size_t>(layer_unit(i - 1)) : std::nullopt);
   }
   if (cache != nullptr) cache->end_step();
-  return rms_norm(h, final_norm_, config_.rms_norm_eps);
+  w.acquire(final_norm_unit());
+  at::Tensor out = rms_norm(h, final_norm_, config_.rms_norm_eps);
+  w.release(final_norm_unit());
+  if (backward_acquires && out.requires_grad())
+    out = acquire_in_backward(out, final_norm_unit(),
+                              n_layers > 0 ? std::optional<size_t>(layer_unit(n_layers - 1)) : std::nullopt);
+  return out;
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const {
-  if (cpu_gemv_applies(hidden, lm_head_, at::Tensor())) return cpu_gemv(hidden, lm_head_, at::Tensor());
-  return at::matmul(hidden, lm_head_.t());
+  weights_->acquire(lm_head_unit());
+  at::Tensor out = cpu_gemv_applies(hidden, lm_head_, at::Tensor()) ? cpu_gemv(hidden, lm_head_, at::Tensor())
+                                                                    : at::matmul(hidden, lm_head_.t());
+  // A backward through these logits needs the head: it stays acquired until the next forward.
+  if (!(at::GradMode::is_enabled() && out.requires_grad())) weights_->release(lm_head_unit());
+  return out;
 }
 
 LossSum Decoder::loss(const at::Tensor& hidden, const at::Tensor& labels, bool labels_shifted) const {
@@ -198,7 +283,10 @@ LossSum Decoder::loss(const at::Tensor& hidden, const LossTargets& targets) cons
   const at::Tensor h = hidden.reshape({-1, hidden.size(2)}).index_select(0, t.positions);  // (N, H)
   LossSum out;
   out.num_tokens = t.count;
+  // Its backward needs no LM head (the gradient w.r.t. hidden is computed here, lm_loss.h).
+  weights_->acquire(lm_head_unit());
   out.sum = chunked_lm_loss_sum(h, lm_head_, t.targets, options_.loss_chunk_size);
+  weights_->release(lm_head_unit());
   return out;
 }
 
@@ -231,7 +319,11 @@ void Decoder::load_lora(const std::vector<std::pair<std::string, at::Tensor>>& t
   dtune::load_lora(named_linears(), tensors);
 }
 
-void Decoder::merge_lora() { dtune::merge_lora(named_linears()); }
+void Decoder::merge_lora() {
+  DTUNE_CHECK(!weights_->collective(), "merging LoRA into sharded base weights is not supported; merge with "
+              "`dtune merge` (one process, the whole model) instead");
+  dtune::merge_lora(named_linears());
+}
 
 KVCache Decoder::make_kv_cache(int64_t batch, int64_t max_len) const {
   return KVCache(static_cast<int64_t>(layers_.size()), batch, config_.num_key_value_heads, max_len,

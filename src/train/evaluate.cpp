@@ -45,7 +45,9 @@ EvalResult evaluate(Decoder& model, const Hdf5Dataset& data, dist::Communicator&
       batch.num_loss_tokens -= std::count_if(first, first + batch.seq_len, [](int32_t l) { return l != kIgnoreIndex; });
       std::fill(first, first + batch.seq_len, static_cast<int32_t>(kIgnoreIndex));
     }
-    if (batch.num_loss_tokens == 0) continue;
+    // A batch without loss tokens is skipped, unless the weights are sharded: then every rank
+    // of the group must run each forward (FrozenWeights::collective).
+    if (batch.num_loss_tokens == 0 && !model.frozen_weights().collective()) continue;
     const BatchTensors b = to_tensors(batch, /*packed=*/false, device);
     const at::Tensor hidden = model.forward_hidden(b.input_ids, b.position_ids, b.mask);
     sum += model.loss(hidden, b.loss_targets).sum;

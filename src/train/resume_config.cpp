@@ -37,6 +37,8 @@ bool resume_may_change(const std::string& key) {
       "train.eval_every", "train.collective_timeout", "train.threads", "train.deterministic", "train.peak_tflops",
       "train.max_nonfinite_steps", "train.gradient_checkpointing", "train.activation_checkpoint_every",
       "model.attention", "model.tokenizer",
+      // Where the frozen base lives changes no number: the adapter and optimizer are replicated.
+      "train.sharding", "train.data_parallel_shard_degree",
       // A checkpoint written on CPU resumes on a GPU (or back); only the dropout stream restarts
       // (restore_rng_state, checkpoint.h). The precision may not change with it.
       "train.device"};

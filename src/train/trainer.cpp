@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -30,6 +32,7 @@
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
 #include "dtune/io/peft_adapter.h"
+#include "dtune/io/safetensors.h"
 #include "dtune/lora/lora_linear.h"
 #include "dtune/model/decoder.h"
 #include "dtune/tokenizer/tokenizer.h"
@@ -48,6 +51,7 @@
 #include "dtune/train/resume_config.h"
 #include "dtune/train/run_lock.h"
 #include "dtune/train/test_hooks.h"
+#include "dtune/train/sharded_weights.h"
 #include "dtune/train/trainer_state.h"
 
 namespace dtune {
@@ -111,6 +115,7 @@ class Recipe {
 
  private:
   void setup_device_and_comm();
+  void setup_shard_group();
   void claim_output_dir();
   void setup_data();
   void setup_model();
@@ -124,6 +129,8 @@ class Recipe {
   void save_checkpoint(const char* why);
   void finish();
   void run_generation_test();
+  void run_empty_micro_batch();
+  bool lockstep() const { return model_->frozen_weights().collective(); }
 
   const Config& cfg_;
   dist::MpiEnv& env_;
@@ -131,6 +138,9 @@ class Recipe {
   c10::Device device_ = c10::Device(c10::kCPU);
   int threads_ = 1;
   std::unique_ptr<dist::Communicator> comm_;
+  // train.sharding = full: comm_ itself; hybrid: this rank's group of one node; none: null.
+  std::unique_ptr<dist::Communicator> group_comm_;
+  dist::Communicator* shard_comm_ = nullptr;
   int rank_ = 0;
   int world_ = 1;
   std::optional<RunLock> run_lock_;  // rank 0: this run owns checkpoint.output_dir
@@ -166,6 +176,7 @@ int Recipe::run() {
   // First, so that a signal arriving during the (long) setup is honoured, not fatal.
   install_preemption_handlers();
   setup_device_and_comm();
+  setup_shard_group();
   claim_output_dir();
   setup_data();
   setup_model();
@@ -224,6 +235,42 @@ void Recipe::setup_device_and_comm() {
   world_ = comm_->world_size();
   log::info(dtune::str("dtune train: ", world_, " rank(s), ", comm_->backend(), " communicator, device ", device_,
                        device_.is_cpu() ? dtune::str(", ", threads_, " threads/rank") : std::string()));
+}
+
+// train.sharding: the group of ranks each frozen weight is split over (all ranks for full; the
+// ranks of one node, or data_parallel_shard_degree of them, for hybrid), checked against the
+// node layout so that hybrid's gathers never cross nodes. REQUIRES: called on every rank.
+void Recipe::setup_shard_group() {
+  const std::string& mode = cfg_.train.sharding;
+  if (mode == "none") return;
+  if (mode == "full") {
+    shard_comm_ = comm_.get();
+    return;
+  }
+  const int64_t group = cfg_.train.data_parallel_shard_degree > 0 ? cfg_.train.data_parallel_shard_degree
+                                                                    : env_.local_size();
+  // Every rank must agree on the group size (nodes with different rank counts would not).
+  const double most = comm_->all_reduce_scalar(static_cast<double>(group), dist::ReduceOp::kMax);
+  const double least = -comm_->all_reduce_scalar(-static_cast<double>(group), dist::ReduceOp::kMax);
+  DTUNE_CHECK(most == least, "train.sharding=hybrid with train.data_parallel_shard_degree=0 takes a node's ranks as "
+              "the shard group, but nodes run between ", least, " and ", most, " ranks: start the same number of ranks "
+              "on every node (srun --ntasks-per-node, mpirun --map-by ppr:N:node), or set "
+              "train.data_parallel_shard_degree to a size that divides every node's ranks");
+  DTUNE_CHECK(world_ % group == 0, "train.sharding=hybrid: a shard group of ", group,
+              " ranks (train.data_parallel_shard_degree) does not divide the job's ", world_,
+              " ranks; choose a divisor of the ranks per node (0 = one node)");
+  group_comm_ = device_.is_cuda()
+                    ? env_.make_group_nccl_communicator(static_cast<int>(group), device_.index())
+                    : env_.make_group_mpi_communicator(static_cast<int>(group));
+  shard_comm_ = group_comm_.get();
+  // A group stays on one node: its ranks share the node's first rank.
+  const double node = env_.node_first_rank();
+  const bool spans = group_comm_->all_reduce_scalar(node, dist::ReduceOp::kMax) !=
+                     -group_comm_->all_reduce_scalar(-node, dist::ReduceOp::kMax);
+  DTUNE_CHECK(!comm_->any(spans), "train.sharding=hybrid: a shard group of ", group,
+              " consecutive ranks spans two nodes (this node runs ", env_.local_size(), " ranks): set "
+              "train.data_parallel_shard_degree to a divisor of the ranks per node (0 = all of a node's ranks), and "
+              "place ranks in blocks (srun --distribution=block, mpirun --map-by slot)");
 }
 
 // Rank 0 takes checkpoint.output_dir's run lock (one run per folder) and refuses a fresh run into
@@ -294,7 +341,25 @@ void Recipe::setup_model() {
   // Flash attention (varlen for packed rows) needs Ampere or newer.
   model_opts.varlen_cuda_attention =
       cfg_.model.attention == "auto" && (device_.is_cpu() || dist::compute_capability(device_) >= 80);
-  model_.emplace(Decoder::load(cfg_.model.path, model_opts));
+  if (shard_comm_ == nullptr) {
+    model_.emplace(Decoder::load(cfg_.model.path, model_opts));
+  } else {
+    const WeightStore store = WeightStore::open(cfg_.model.path);
+    ShardedWeights* sharded = nullptr;
+    const FrozenWeightsFactory make_sharded = [&](const std::vector<FrozenUnit>& units, c10::ScalarType dtype,
+                                                  c10::Device device) -> std::unique_ptr<FrozenWeights> {
+      auto w = std::make_unique<ShardedWeights>(units, store, cfg_.model.path, *shard_comm_, dtype, device);
+      sharded = w.get();
+      return w;
+    };
+    model_.emplace(load_model_config(cfg_.model.path), make_sharded, model_opts);
+    rusage usage{};
+    DTUNE_CHECK(getrusage(RUSAGE_SELF, &usage) == 0, "getrusage failed");
+    log::info(dtune::str("train.sharding=", cfg_.train.sharding, ": the frozen base is split over ", shard_comm_->world_size(),
+                         " ranks; this rank holds ", sharded->shard_bytes() / 1048576.0, " MiB of its ",
+                         sharded->model_bytes() / 1048576.0, " MiB; peak host memory while loading ",
+                         static_cast<double>(usage.ru_maxrss) / 1024.0, " MiB"));
+  }
   const PretokenizedInfo& info = train_data_->info();
   DTUNE_CHECK(info.vocab_size <= model_->config().vocab_size, "data.path ", cfg_.data.path, " was tokenized with a ",
               info.vocab_size, "-token vocabulary but model.path ", cfg_.model.path, " has ",
@@ -455,11 +520,18 @@ void Recipe::train_step() {
     // No host synchronisation from here to the all-reduce (DTUNE_CUDA_SYNC_CHECK=1 proves it).
     const dist::HostSyncCheck no_host_sync(device_);
     for (int64_t i = 0; i < n_micro; ++i) {
-      if (micro_[i].batch_size == 0) continue;  // empty: zero gradients, zero tokens
+      if (micro_[i].batch_size == 0) {  // empty: zero gradients, zero tokens
+        if (lockstep()) run_empty_micro_batch();
+        continue;
+      }
       const BatchTensors b = to_tensors(micro_[i], cfg_.data.packing, device_);
       const at::Tensor hidden = model_->forward_hidden(b.input_ids, b.position_ids, b.mask);
       const LossSum ls = model_->loss(hidden, b.loss_targets);
-      (ls.sum * loss_weight).backward();
+      if (ls.num_tokens > 0) {
+        (ls.sum * loss_weight).backward();
+      } else if (lockstep()) {  // no loss to flow from, but the backward's gathers must run
+        hidden.backward(at::zeros_like(hidden));
+      }
       loss_sum += ls.sum.detach();
     }
   }
@@ -506,6 +578,27 @@ void Recipe::train_step() {
     metrics_->log_step(state_.step, m);
   }
   throughput_ = Throughput{now_s(), 0, 0};
+}
+
+// With sharded weights a rank without rows still takes part in each gather of the micro-batch:
+// one token through forward and loss, a zero gradient through backward (adding nothing), under
+// the dropout RNG state it had before, so its later masks are as if it had skipped the pass.
+void Recipe::run_empty_micro_batch() {
+  at::Generator gen = at::globalContext().defaultGenerator(device_);
+  at::Tensor rng;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng = gen.get_state();
+  }
+  const at::Tensor ids = at::zeros({1, 1}, at::TensorOptions().dtype(at::kLong).device(device_));
+  const at::Tensor hidden = model_->forward_hidden(ids, ids, AttentionMask::causal());
+  LossTargets none;
+  none.positions = at::zeros({0}, ids.options());
+  none.targets = at::zeros({0}, ids.options());
+  model_->loss(hidden, none);
+  hidden.backward(at::zeros_like(hidden));
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(rng);
 }
 
 // Logs the epoch's rows and tokens over all ranks (rank 0 writes) and clears the tally.
@@ -579,14 +672,20 @@ void Recipe::finish() {
                          " GiB on rank 0"));
   }
   comm_->set_phase("finish");
-  // The last collective: every rank is done. Rank 0's generation test follows alone (the others
-  // end meanwhile), so its length does not count against train.collective_timeout.
+  // The last collective of training: every rank is done. Rank 0's generation test follows alone
+  // (the others end meanwhile), so its length does not count against train.collective_timeout;
+  // with sharded weights every rank takes part in each of its forwards (rank 0 chooses the
+  // tokens), each gather bounded as any collective.
   comm_->barrier();
-  if (rank_ == 0 && cfg_.generate.enabled) run_generation_test();
+  if (cfg_.generate.enabled && (rank_ == 0 || lockstep())) {
+    comm_->set_phase("generation test");
+    run_generation_test();
+  }
 }
 
 // Rank 0 answers the configured prompt with the trained adapter, streaming the text, and saves
-// it in output_dir/generation.txt.
+// it in output_dir/generation.txt. With sharded weights every rank runs the same forwards and
+// takes rank 0's token at each step.
 void Recipe::run_generation_test() {
   model_->set_training(false);
   const Tokenizer tokenizer = Tokenizer::load(cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer);
@@ -599,11 +698,22 @@ void Recipe::run_generation_test() {
   gen.sampling.repetition_penalty = cfg_.generate.repetition_penalty;
   gen.sampling.seed = cfg_.generate.seed;
   gen.add_special_tokens = prompt.add_special_tokens;
+  if (lockstep()) {
+    gen.agree_tokens = [this](at::Tensor& ids) {
+      if (!device_.is_cuda()) return comm_->broadcast(ids, 0);
+      at::Tensor on_device = ids.to(device_);  // NCCL moves device memory
+      comm_->broadcast(on_device, 0);
+      ids.copy_(on_device.cpu());
+    };
+  }
   log::info("generation test (" + cfg_.generate.prompt_template + " prompt):\n" + cfg_.generate.prompt + "\n---");
-  const std::string answer = generate_text(*model_, tokenizer, prompt.text, gen, [](std::string_view piece) {
+  const bool speaks = rank_ == 0;
+  const std::string answer = generate_text(*model_, tokenizer, prompt.text, gen, [speaks](std::string_view piece) {
+    if (!speaks) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
+  if (!speaks) return;
   std::printf("\n");
   std::ofstream(cfg_.checkpoint.output_dir + "/generation.txt") << "prompt: " << cfg_.generate.prompt << "\n\nanswer:\n"
                                                                 << answer << "\n";

@@ -219,6 +219,37 @@ class ConfigsTest(unittest.TestCase):
             self.assertTrue(r.stderr.startswith(f"dtune {cmd}: the required argument for option '--config' is missing"),
                             r.stderr)
 
+    def test_memory_prediction_refuses_what_cannot_fit_and_names_the_knob(self):
+        """`dtune config --memory` on the 70B config (its model shape: bench/model-configs): on 8 GPUs
+        of a node, sharded, it fits an 80 GiB GPU and prints the per-GPU total; unsharded it is
+        refused (exit 1) with the knob to turn; the base term is the model's bf16 bytes / 8."""
+        import json
+        import shutil
+        import tempfile
+        tmp = tempfile.mkdtemp()
+        try:
+            shutil.copy(os.path.join(SRC, "bench/model-configs/deepseek-r1-distill-llama-70b.json"),
+                        os.path.join(tmp, "config.json"))
+            with open(os.path.join(tmp, "config.json")) as f:
+                c = json.load(f)
+            H, I, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
+            hd = H // c["num_attention_heads"]
+            q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+            params = 2 * V * H + H + L * (2 * H + 2 * H * q + 2 * H * kv + 3 * H * I)
+            cmd = [DTUNE, "config", "--config", os.path.join(CONFIGS, "deepseek_r1_distill_llama70b.ini"), "--memory",
+                   "--max-length", "1024", "--world-size", "16", "--ranks-per-node", "8", "--model.path=" + tmp]
+            r = subprocess.run(cmd, cwd=SRC, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            base = float(re.search(r"frozen base \(1/8 of it\)\s+([\d.]+) GiB", r.stdout).group(1))
+            self.assertAlmostEqual(base, params * 2 / 8 / 2**30, places=2)
+            total = float(re.search(r"total per GPU\s+([\d.]+) GiB", r.stdout).group(1))
+            self.assertLess(total, 80)
+            r = subprocess.run(cmd + ["--train.sharding=none"], cwd=SRC, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn("shard the frozen base over more GPUs", r.stderr)
+        finally:
+            shutil.rmtree(tmp)
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]], verbosity=2)

@@ -100,6 +100,66 @@ BOOST_AUTO_TEST_CASE(broadcast_from_every_root) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(all_gather_places_each_rank_piece_in_rank_order) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  for (auto dtype : kDtypes) {
+    for (int64_t n : kSizes) {
+      const at::Tensor piece = rank_values(comm->rank(), n, dtype);
+      at::Tensor out = at::full({w * n}, 99, dtype);
+      comm->all_gather(piece, out);
+      for (int r = 0; r < w; ++r)
+        BOOST_TEST(at::equal(out.narrow(0, r * n, n), rank_values(r, n, dtype)), "dtype " << dtype << " n " << n << " r " << r);
+    }
+  }
+  at::Tensor wrong = at::empty({w * 7 + 1});
+  BOOST_CHECK_THROW(comm->all_gather(rank_values(0, 7, at::kFloat), wrong), dtune::Error);
+  at::Tensor other_dtype = at::empty({w * 7}, at::kDouble);
+  BOOST_CHECK_THROW(comm->all_gather(rank_values(0, 7, at::kFloat), other_dtype), dtune::Error);
+}
+
+BOOST_AUTO_TEST_CASE(started_all_gathers_finish_on_wait_with_other_collectives_in_between) {
+  auto comm = MpiFixture::env->make_mpi_communicator();
+  const int w = comm->world_size();
+  const at::Tensor a = rank_values(comm->rank(), 1023, at::kBFloat16);
+  const at::Tensor b = rank_values(comm->rank() + 1, 5, at::kFloat);
+  at::Tensor out_a = at::empty({w * 1023}, at::kBFloat16), out_b = at::empty({w * 5});
+  auto first = comm->start_all_gather(a, out_a);
+  auto second = comm->start_all_gather(b, out_b);  // two in flight, as a prefetch behind an acquire
+  BOOST_TEST(comm->all_reduce_scalar(1.0, ReduceOp::kSum) == static_cast<double>(w));
+  second->wait();
+  first->wait();
+  first->wait();  // a second wait is a no-op
+  for (int r = 0; r < w; ++r) {
+    BOOST_TEST(at::equal(out_a.narrow(0, r * 1023, 1023), rank_values(r, 1023, at::kBFloat16)));
+    BOOST_TEST(at::equal(out_b.narrow(0, r * 5, 5), rank_values(r + 1, 5, at::kFloat)));
+  }
+  at::Tensor out_c = at::empty({w * 5});
+  { auto dropped = comm->start_all_gather(b, out_c); }  // never waited on: its destructor waits
+  BOOST_TEST(at::equal(out_c, out_b));
+}
+
+BOOST_AUTO_TEST_CASE(group_communicators_split_consecutive_ranks) {
+  auto& env = *MpiFixture::env;
+  const int w = env.world_size();
+  for (int g = 1; g <= w; ++g) {
+    if (w % g != 0) {
+      BOOST_CHECK_THROW(env.make_group_mpi_communicator(g), dtune::Error);
+      continue;
+    }
+    auto group = env.make_group_mpi_communicator(g);
+    BOOST_TEST(group->world_size() == g);
+    BOOST_TEST(group->rank() == env.rank() % g);
+    // The group's all-gather holds exactly the world ranks [first, first + g).
+    const int first = env.rank() - env.rank() % g;
+    at::Tensor out = at::empty({g * 3}, at::kLong);
+    group->all_gather(rank_values(env.rank(), 3, at::kLong), out);
+    for (int r = 0; r < g; ++r) BOOST_TEST(at::equal(out.narrow(0, 3 * r, 3), rank_values(first + r, 3, at::kLong)));
+    BOOST_TEST(group->all_reduce_scalar(1.0, ReduceOp::kSum) == static_cast<double>(g));
+  }
+  BOOST_TEST(env.node_first_rank() == 0);  // one host in tests
+}
+
 BOOST_AUTO_TEST_CASE(host_helpers) {
   auto comm = MpiFixture::env->make_mpi_communicator();
   const int w = comm->world_size();
@@ -126,4 +186,7 @@ BOOST_AUTO_TEST_CASE(single_process_communicator_is_identity) {
   BOOST_TEST(comm->all_reduce_scalar(2.5, ReduceOp::kAvg) == 2.5);
   BOOST_TEST(comm->world_size() == 1);
   BOOST_CHECK_THROW(comm->broadcast(t, 1), dtune::Error);
+  at::Tensor gathered = at::empty({10});
+  comm->all_gather(t, gathered);
+  BOOST_TEST(at::equal(gathered, t));
 }

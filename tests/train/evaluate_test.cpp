@@ -36,6 +36,7 @@ class SimulatedRank final : public dist::Communicator {
   std::string backend() const override { return "simulated"; }
   void all_reduce(at::Tensor&, dist::ReduceOp) override {}
   void broadcast(at::Tensor&, int) override {}
+  void all_gather(const at::Tensor&, at::Tensor&) override {}
   void barrier() override {}
   double all_reduce_scalar(double value, dist::ReduceOp) override { return value; }
   void broadcast_string(std::string&, int) override {}

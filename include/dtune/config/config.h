@@ -60,6 +60,15 @@ struct TrainSection {
   // With gradient_checkpointing: recompute layers 0, N, 2N, ... in backward; 1 = every layer
   // (transformers); 2 = half the recompute for about half the memory saving.
   int64_t activation_checkpoint_every = 1;
+  // The frozen base weights across ranks (FSDP's sharding strategies; docs/HPC.md has the memory
+  // table): none = every rank holds the whole base (NO_SHARD); full = each rank holds 1/W of
+  // every frozen weight and gathers a layer just before it runs (FULL_SHARD, ZeRO-3); hybrid =
+  // shard within a group of ranks on one node, replicate across groups (HYBRID_SHARD), so the
+  // gathers never cross the inter-node network. The LoRA weights stay replicated.
+  std::string sharding = "none";
+  // hybrid: ranks per shard group (torchtitan's data_parallel_shard_degree); 0 = the ranks of
+  // one node. Must divide the ranks of a node (a group never spans nodes).
+  int64_t data_parallel_shard_degree = 0;
   int64_t eval_every = 0;             // optimizer steps between evals; 0 = only at the end
   uint64_t seed = 42;                 // LoRA init (rank 0's, broadcast) and dropout (seed + rank)
   int64_t threads = 0;                // CPU intra-op threads per rank; 0 = the CPUs the launcher bound the rank to, else cores / ranks on the node

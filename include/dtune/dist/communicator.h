@@ -16,6 +16,16 @@ namespace dtune::dist {
 
 enum class ReduceOp { kSum, kAvg, kMax };
 
+// A collective started by Communicator::start_all_gather. wait() returns once its output may be
+// read in program order: MPI, when the data is there (MPI_Wait); NCCL, once the current CUDA
+// stream waits for the gather (an event; the host does not block). Destroying a handle that was
+// never waited on waits first. Throws dtune::Error on a backend failure.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -30,6 +40,17 @@ class Communicator {
   virtual void all_reduce(at::Tensor& tensor, ReduceOp op) = 0;
   // In-place broadcast of a contiguous tensor from root. REQUIRES: called on every rank.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
+  // All-gather of equal-sized pieces: output (world_size * n) holds rank r's input (n) at
+  // [r * n, (r + 1) * n), as MPI_Allgather / ncclAllGather. Any dtype (bytes are moved).
+  // REQUIRES: called on every rank with the same n and dtype; input and output contiguous, not
+  // overlapping, on the backend's device (CPU for mpi, CUDA for nccl).
+  virtual void all_gather(const at::Tensor& input, at::Tensor& output) = 0;
+  // all_gather started now and finished by the handle's wait(), so that it overlaps the work
+  // queued in between: NCCL runs it on a side CUDA stream (after the work queued so far on the
+  // current stream), MPI as MPI_Iallgather (progress mostly inside MPI calls on CPU, so there
+  // the overlap is small). input and output must stay alive and untouched until wait(). The
+  // default runs all_gather at once.
+  virtual std::unique_ptr<PendingCollective> start_all_gather(const at::Tensor& input, at::Tensor& output);
   virtual void barrier() = 0;
 
   // Host-side helpers (always over the CPU path; for counts, flags and small state).
@@ -48,5 +69,9 @@ class Communicator {
 };
 
 std::unique_ptr<Communicator> make_single_process_communicator();
+
+// Throws dtune::Error unless output is (world_size * input.numel()) of input's dtype and device,
+// both contiguous. Shared by the implementations of all_gather.
+void check_all_gather_args(const at::Tensor& input, const at::Tensor& output, int world_size);
 
 }  // namespace dtune::dist

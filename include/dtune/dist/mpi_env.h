@@ -36,10 +36,22 @@ class MpiEnv {
 
   double collective_timeout_s() const { return collective_timeout_s_; }
 
+  // The shard group that holds this rank: world ranks [g * group_size, (g + 1) * group_size)
+  // with g = rank / group_size, as a communicator of its own (MPI over CPU tensors, or NCCL),
+  // for train.sharding's all-gathers (FSDP's shard process group). REQUIRES: called on every
+  // rank with the same group_size, which divides world_size (else dtune::Error).
+  // Both bounded by collective_timeout_s, as the world's.
+  std::unique_ptr<Communicator> make_group_mpi_communicator(int group_size) const;
+  std::unique_ptr<Communicator> make_group_nccl_communicator(int group_size, int device_index) const;
+
+  // The world rank of the first rank on this rank's node: equal for two ranks exactly when they
+  // share a node (MPI_COMM_TYPE_SHARED). For checking that a shard group stays inside a node.
+  int node_first_rank() const { return node_first_rank_; }
+
  private:
   bool owns_mpi_ = false;
   double collective_timeout_s_;
-  int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
+  int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1, node_first_rank_ = 0;
 };
 
 // True between MPI_Init and MPI_Finalize.

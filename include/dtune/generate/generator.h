@@ -10,6 +10,10 @@
 
 #include "dtune/generate/sampling.h"
 
+namespace at {
+class Tensor;
+}
+
 namespace dtune {
 
 class Decoder;
@@ -23,6 +27,10 @@ struct GenerateOptions {
   bool add_special_tokens = true;  // encode prompts with the tokenizer's special tokens (BOS);
                                    // false for text that carries them (format_prompt says which)
   bool stop_at_eos = true;         // stop a row at any id of ModelConfig::eos_token_ids
+  // Called with each step's chosen ids, (B) int64 on the host, before they are used; may
+  // overwrite them. A distributed caller whose ranks generate together (sharded weights) makes
+  // every rank take rank 0's choice here (a broadcast). Empty = the ids as chosen.
+  std::function<void(at::Tensor& ids)> agree_tokens;
 };
 
 // Throws dtune::Error naming the option ("--max-new-tokens must be >= 1").

@@ -33,6 +33,11 @@ class SafetensorsFile {
   bool contains(const std::string& name) const;
   // A copy of the tensor converted to dtype and moved to device.
   at::Tensor load(const std::string& name, c10::ScalarType dtype, c10::Device device) const;
+  // Elements [begin, end) of the tensor flattened row-major, as a 1-D copy (end - begin) in dtype
+  // on device: only those bytes of the mapping are read (a rank's shard of a frozen weight).
+  // Throws dtune::Error naming the file and tensor unless 0 <= begin <= end <= numel.
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t end, c10::ScalarType dtype,
+                        c10::Device device) const;
 
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
@@ -53,6 +58,9 @@ class WeightStore {
   bool contains(const std::string& name) const;
   const TensorEntry& entry(const std::string& name) const;
   at::Tensor load(const std::string& name, c10::ScalarType dtype, c10::Device device) const;
+  // SafetensorsFile::load_range of the file that holds name.
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t end, c10::ScalarType dtype,
+                        c10::Device device) const;
 
   WeightStore(WeightStore&&) noexcept;
   WeightStore& operator=(WeightStore&&) noexcept;

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "dtune/io/model_config.h"
 #include "dtune/lora/lora_adapter.h"
 #include "dtune/model/attention_mask.h"
+#include "dtune/model/frozen_weights.h"
 #include "dtune/model/kv_cache.h"
 #include "dtune/model/layers.h"
 #include "dtune/model/lm_loss.h"
@@ -38,17 +41,23 @@ struct DecoderOptions {
   bool varlen_cuda_attention = true;
 };
 
-// Reads a weight by HF name ("model.layers.0.self_attn.q_proj.weight") in dtype on device;
-// throws dtune::Error when absent. WeightStore::load fits.
-using WeightLoader =
-    std::function<at::Tensor(const std::string& name, c10::ScalarType dtype, c10::Device device)>;
-
 class Decoder {
  public:
-  // Loads config.json and the safetensors weights of an HF model folder.
+  // Loads config.json and the safetensors weights of an HF model folder, every weight resident.
   static Decoder load(const std::string& model_dir, const DecoderOptions& options = {});
-  // Checks every weight's shape against config and names the weight when one differs.
+  // Every weight resident, read through load_weight (WeightLoader: frozen_weights.h). Checks
+  // every weight's shape against config and names the weight when one differs.
   Decoder(const ModelConfig& config, const WeightLoader& load_weight, const DecoderOptions& options);
+  // The frozen weights in the store make_weights builds for frozen_units(config) (a sharded
+  // store: train/sharded_weights.h). The forward acquires each unit just before it runs and
+  // releases it after; in backward, each layer is acquired again before its gradient flows
+  // (FSDP's unshard in the pre-backward hook), so a sharded store never holds more than the
+  // running unit plus its prefetched successor.
+  Decoder(const ModelConfig& config, const FrozenWeightsFactory& make_weights, const DecoderOptions& options);
+
+  // The model's frozen tensors grouped into units, in order (see FrozenUnit): names as in the
+  // HF checkpoint, shapes as config.json implies. Throws dtune::Error for an unsupported config.
+  static std::vector<FrozenUnit> frozen_units(const ModelConfig& config);
 
   // input_ids (B, T) int64, position_ids (B, T) int64 (see attention_mask.h for padded and
   // packed rows) -> final-normed hidden states (B, T, H) in the model dtype.
@@ -84,6 +93,7 @@ class Decoder {
   void add_lora(const LoraOptions& options, uint64_t seed);
   std::vector<std::pair<std::string, at::Tensor>> lora_parameters();
   void load_lora(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+  // Adds scale * B @ A into the base weights. Throws dtune::Error when the weights are sharded.
   void merge_lora();
   // Every projection with its HF module path, in model order.
   NamedLinears named_linears();
@@ -95,14 +105,26 @@ class Decoder {
   int64_t num_lora_parameters() const;  // adapter parameters
   const ModelConfig& config() const { return config_; }
   const DecoderOptions& options() const { return options_; }
-  const at::Tensor& embed_tokens() const { return embed_tokens_; }  // (V, H)
-  const at::Tensor& lm_head() const { return lm_head_; }            // (V, H), = embed if tied
+  // (V, H) and (V, H) (= embed if tied). With a sharded store, readable only inside an
+  // acquire of their unit (frozen_weights()).
+  const at::Tensor& embed_tokens() const { return embed_tokens_; }
+  const at::Tensor& lm_head() const { return lm_head_; }
+  // The store of the frozen weights (resident or sharded).
+  FrozenWeights& frozen_weights() const { return *weights_; }
 
  private:
   std::vector<const LoraLinear*> linears() const;  // model order, as named_linears()
+  size_t layer_unit(int64_t layer) const { return 1 + static_cast<size_t>(layer); }
+  size_t final_norm_unit() const { return 1 + layers_.size(); }
+  size_t lm_head_unit() const { return config_.tie_word_embeddings ? 0 : 2 + layers_.size(); }
+  // In a collective (sharded) store's training forward: h unchanged, and when backward reaches
+  // it, unit is acquired (and every other unit released) before the gradient flows on, and
+  // next (the unit backward reaches after it) is prefetched.
+  at::Tensor acquire_in_backward(const at::Tensor& h, size_t unit, std::optional<size_t> next) const;
 
   ModelConfig config_;
   DecoderOptions options_;
+  std::shared_ptr<FrozenWeights> weights_;
   at::Tensor embed_tokens_;  // (V, H)
   std::vector<DecoderLayer> layers_;
   at::Tensor final_norm_;    // (H)
