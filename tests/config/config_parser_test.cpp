@@ -1,6 +1,7 @@
 // Tests INI + override parsing, unknown keys, value errors and the format/load round trip.
 #include "dtune/config/config_parser.h"
 
+#include <boost/program_options.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "dtune/core/error.h"
+#include "dtune/core/option_field.h"
 
 namespace fs = std::filesystem;
 using dtune::Config;
@@ -49,7 +51,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_recipe) {
   BOOST_TEST(c.train.gradient_accumulation_steps == 4);
   BOOST_TEST(c.data.micro_batch_size == 2);
   BOOST_TEST(c.train.max_grad_norm == 0.3);
-  BOOST_TEST(c.generate.repetition_penalty == 1.15);
+  BOOST_TEST(c.generate.sampling.repetition_penalty == 1.15);
 }
 
 BOOST_AUTO_TEST_CASE(ini_then_overrides_in_order) {
@@ -128,4 +130,56 @@ BOOST_AUTO_TEST_CASE(a_renamed_key_names_its_new_name) {
   expect_error([] { load_config("", {"--train.checkpoint_every=2"}); },
                {"option train.checkpoint_every (command line) is now train.activation_checkpoint_every"});
   BOOST_TEST(load_config("", {"--train.activation_checkpoint_every=2"}).train.activation_checkpoint_every == 2);
+}
+
+// [lora] and [generate] bind the modules' option definitions (LoraOptions, GenerateOptions): each
+// field is the config key "section.key" with the field's own help, and its default is the struct's.
+BOOST_AUTO_TEST_CASE(sections_bind_the_module_option_definitions) {
+  const auto desc = dtune::config_options_description();
+  Config c = load_config("", {});
+  const dtune::LoraOptions lora_defaults;
+  const dtune::GenerateOptions generate_defaults;
+  auto check = [&](const std::string& section, const auto& fields, auto& bound, const auto& defaults) {
+    for (const auto& f : fields) {
+      const std::string name = section + "." + f.key;
+      const auto* o = desc.find_nothrow(name, /*approx=*/false);
+      BOOST_TEST_REQUIRE(o != nullptr, name);
+      BOOST_TEST(o->description() == std::string(f.help), name);
+      std::visit([&](const auto& ref) {
+        using Options = std::decay_t<decltype(defaults)>;
+        BOOST_TEST((ref(bound) == ref(const_cast<Options&>(defaults))), name << " default");
+      }, f.access);
+    }
+  };
+  check("lora", dtune::LoraOptions::fields(), static_cast<dtune::LoraOptions&>(c.lora), lora_defaults);
+  check("generate", dtune::GenerateOptions::fields(), static_cast<dtune::GenerateOptions&>(c.generate),
+        generate_defaults);
+  // A key sets the module's field.
+  c = load_config("", {"--generate.top_k=50", "--lora.use_rslora=true"});
+  BOOST_TEST(c.generate.sampling.top_k == 50);
+  BOOST_TEST(c.lora.scale() == 16.0 / 2.0);  // alpha / sqrt(r), r = 4
+}
+
+// One validator per options struct; its messages name the option as the caller spells it, and
+// the config and the command line apply the same rule (top_p = 0 was accepted by `dtune generate
+// --top-p 0` and refused as generate.top_p).
+BOOST_AUTO_TEST_CASE(one_validator_names_the_option_as_the_caller_spells_it) {
+  dtune::GenerateOptions g;
+  g.sampling.top_p = 0;
+  expect_error([&] { dtune::validate(g, dtune::OptionNames::config_section("generate")); },
+               {"option generate.top_p", "(0, 1]", "got 0"});
+  expect_error([&] { dtune::validate(g); }, {"option --top-p", "(0, 1]", "got 0"});
+  Config c = load_config("", {"--data.path=x.h5", "--train.precision=fp32", "--generate.top_p=0"});
+  expect_error([&] { dtune::validate(c); }, {"option generate.top_p", "(0, 1]"});
+  g = {};
+  g.max_new_tokens = 0;
+  expect_error([&] { dtune::validate(g); }, {"option --max-new-tokens must be >= 1"});
+  dtune::LoraOptions l;
+  l.r = 0;
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::config_section("lora")); }, {"option lora.r must be > 0"});
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::command_line()); }, {"option --r must be > 0"});
+  l = {};
+  l.target_modules = {"q_proj", "qkv"};
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::config_section("lora")); },
+               {"option lora.target_modules: unknown module 'qkv'"});
 }

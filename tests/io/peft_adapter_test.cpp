@@ -2,6 +2,8 @@
 // exact tensors peft held in memory, and dtune-saved adapters load in PeftModel.from_pretrained.
 #include "dtune/io/peft_adapter.h"
 
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/allclose.h>
 #include <ATen/ops/equal.h>
@@ -14,7 +16,9 @@
 #include <set>
 
 #include "dtune/core/error.h"
+#include "dtune/generate/generator.h"
 #include "dtune/io/safetensors.h"
+#include "dtune/model/decoder.h"
 #include "io_test_util.h"
 
 namespace dtune {
@@ -39,9 +43,128 @@ void expect_load_error(const std::string& dir, const std::string& why) {
   }
 }
 
+// One adapter folder per form peft writes (peft_oracle.py make_variants), on one tiny Llama base,
+// each with PeftModel.from_pretrained's logits; made once per test run.
+const std::string& peft_variants() {
+  static test::TempDir dir;
+  static const bool made = [] {
+    test::run_python("tests/io/oracles/peft_oracle.py make_variants '" + dir.path() + "' >&2");
+    return true;
+  }();
+  (void)made;
+  return dir.path();
+}
+
+const char* const kVariants[] = {"layers", "layers_pattern", "regex", "all_linear", "patterns", "rslora_patterns",
+                                 "old_default_names"};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(peft_adapter)
+
+// Every form loads through the one loader into the modules peft adapted, each with peft's rank and
+// scale, and `dtune generate --adapter`'s path (load_adapter_into) gives PeftModel's logits.
+// Tolerance: fp32 forward on both sides, summation order only: 1e-5 of the logit scale.
+BOOST_AUTO_TEST_CASE(every_peft_form_gives_peftmodel_logits) {
+  const std::string root = peft_variants();
+  const at::Tensor ids = at::tensor(std::vector<int64_t>{3, 17, 42, 9, 100, 7}).unsqueeze(0);
+  const at::Tensor positions = at::arange(6, at::kLong).unsqueeze(0);
+  for (const char* v : kVariants) {
+    BOOST_TEST_CONTEXT(v) {
+      Decoder d = Decoder::load(root + "/base_llama");
+      load_adapter_into(d, root + "/" + v);
+      at::NoGradGuard no_grad;
+      const at::Tensor logits = d.logits(d.forward_hidden(ids, positions, AttentionMask::causal()))[0];
+      const at::Tensor want = SafetensorsFile::open(root + "/" + v + "_logits.safetensors").load("logits", c10::kFloat, kCpu);
+      const double scale = std::max(1.0, want.abs().max().item<double>());
+      BOOST_TEST((logits - want).abs().max().item<double>() / scale < 1e-5);
+      const at::Tensor base = [&] {
+        Decoder plain = Decoder::load(root + "/base_llama");
+        return plain.logits(plain.forward_hidden(ids, positions, AttentionMask::causal()))[0];
+      }();
+      BOOST_TEST((base - want).abs().max().item<double>() / scale > 1e-4);  // the adapter really acts
+    }
+  }
+  // Which modules, ranks and scales (peft: r/alpha_pattern by get_pattern_key; rsLoRA alpha/sqrt(r)).
+  auto module = [&](const PeftAdapter& a, const std::string& path) -> const LoraModuleWeights& {
+    for (const LoraModuleWeights& m : a.modules)
+      if (m.module == path) return m;
+    BOOST_FAIL("no module " << path);
+    return a.modules.front();
+  };
+  const PeftAdapter layers = load_peft_adapter(root + "/layers", kCpu);
+  BOOST_TEST(layers.modules.size() == 2u);  // layers_to_transform = [0]: q and v of layer 0 only
+  BOOST_TEST(module(layers, "model.layers.0.self_attn.q_proj").scale == 16.0 / 4.0);
+  const PeftAdapter all = load_peft_adapter(root + "/all_linear", kCpu);
+  BOOST_TEST(all.modules.size() == 14u);  // 7 projections x 2 layers, not lm_head
+  const PeftAdapter p = load_peft_adapter(root + "/patterns", kCpu);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.q_proj").rank() == 4);
+  BOOST_TEST(module(p, "model.layers.1.self_attn.q_proj").rank() == 6);
+  BOOST_TEST(module(p, "model.layers.1.self_attn.q_proj").scale == 8.0 / 6.0);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.v_proj").rank() == 2);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.v_proj").scale == 8.0 / 2.0);
+  BOOST_TEST(module(p, "model.layers.1.mlp.up_proj").scale == 3.0 / 4.0);
+  const PeftAdapter rs = load_peft_adapter(root + "/rslora_patterns", kCpu);
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.k_proj").scale == 16.0 / std::sqrt(2.0));
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.o_proj").scale == 5.0 / std::sqrt(8.0));
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.q_proj").scale == 16.0 / std::sqrt(8.0));
+}
+
+// `dtune merge` on every form gives merge_and_unload()'s weights (fp32: within 1e-6, as
+// merge_test's llama case) and copies every other weight bit for bit.
+BOOST_AUTO_TEST_CASE(every_peft_form_merges_as_merge_and_unload) {
+  const std::string root = peft_variants();
+  test::TempDir dir;
+  for (const char* v : kVariants) {
+    BOOST_TEST_CONTEXT(v) {
+      const std::string out = dir / (std::string(v) + "_merged");
+      std::string log;
+      BOOST_REQUIRE_MESSAGE(test::run_command(std::string("'") + DTUNE_BINARY + "' merge --model '" + root +
+                                                  "/base_llama' --adapter '" + root + "/" + v + "' --output '" + out + "'",
+                                              &log) == 0, log);
+      const json r = json::parse(test::run_python("tests/io/oracles/peft_oracle.py check_merge '" + root +
+                                                  "/base_llama' '" + root + "/" + v + "' '" + out + "'"));
+      BOOST_TEST(r["missing"].empty());
+      BOOST_TEST(r["max_delta"].get<double>() > 1e-3);
+      BOOST_TEST(r["max_abs"]["lora_targets"].get<double>() < 1e-6);
+      BOOST_TEST(r["max_abs"]["other"].get<double>() == 0.0);
+    }
+  }
+}
+
+// What dtune cannot apply is refused before any work, naming the field and what to do.
+BOOST_AUTO_TEST_CASE(refuses_what_it_cannot_apply_naming_the_field) {
+  test::TempDir dir;
+  const at::Tensor a = at::randn({2, 6}), b = at::randn({5, 2});
+  const std::string pre = "base_model.model.model.layers.0.self_attn.q_proj.";
+  const json cfg = {{"peft_type", "LORA"}, {"r", 2}, {"lora_alpha", 4}, {"target_modules", {"q_proj"}}};
+  int n = 0;
+  auto expect_refused = [&](json bad, const std::string& why) {
+    const std::string sub = "bad" + std::to_string(n++);
+    std::filesystem::create_directories(dir / sub);
+    test::write_file(dir / (sub + "/adapter_config.json"), bad.dump());
+    save_safetensors(dir / (sub + "/adapter_model.safetensors"), {{pre + "lora_A.weight", a}, {pre + "lora_B.weight", b}});
+    expect_load_error(dir / sub, why);
+  };
+  json bad = cfg;
+  bad["fan_in_fan_out"] = true;
+  expect_refused(bad, "fan_in_fan_out");
+  bad = cfg;
+  bad["bias"] = "all";
+  expect_refused(bad, "bias \"all\"");
+  bad = cfg;
+  bad["modules_to_save"] = {"lm_head"};
+  expect_refused(bad, "\"modules_to_save\" is not supported");
+  bad = cfg;
+  bad["layer_replication"] = {{0, 1}};
+  expect_refused(bad, "\"layer_replication\" is not supported");
+  bad = cfg;
+  bad["lora_bias"] = true;
+  expect_refused(bad, "lora_bias");
+  bad = cfg;
+  bad["rank_pattern"] = {{"q_proj", 3}};  // the tensors have rank 2
+  expect_refused(bad, "r = 3 (rank_pattern)");
+}
 
 // peft get_peft_model + save_pretrained -> dtune: same config, same tensors bit for bit.
 BOOST_AUTO_TEST_CASE(loads_peft_saved_adapters_exactly) {
