@@ -134,7 +134,8 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
   j["modules_to_save"] = nullptr;
   j["peft_type"] = "LORA";
   j["r"] = config.r;
-  j["target_modules"] = config.target_modules;
+  // A list of names, or the one "all-linear" / regex string, as peft's LoraConfig holds it.
+  j["target_modules"] = config.targets_by_pattern() ? json(config.target_modules[0]) : json(config.target_modules);
   j["task_type"] = "CAUSAL_LM";
   if (config.use_rslora) j["use_rslora"] = true;  // peft >= 0.7 only; rsLoRA needs it anyway
 
@@ -221,15 +222,22 @@ void check_adapter_matches(const LoraOptions& o, const OptionNames& names, const
   DTUNE_CHECK(o.alpha == a.alpha, fix(names("alpha"), o.alpha, a.alpha, "lora_alpha"));
   DTUNE_CHECK(o.use_rslora == a.use_rslora, fix(names("use_rslora"), o.use_rslora ? "true" : "false",
                                                 a.use_rslora ? "true" : "false", "use_rslora"));
-  std::vector<std::string> mine = o.target_modules;
-  std::sort(mine.begin(), mine.end());
   auto join = [](const std::vector<std::string>& v) {
     std::string out;
     for (const std::string& x : v) out += (out.empty() ? "" : ",") + x;
     return out;
   };
-  DTUNE_CHECK(mine == a.target_modules, fix(names("target_modules"), join(mine), join(a.target_modules),
-                                            "adapted projections"));
+  if (o.targets_by_pattern()) {  // all-linear or a regex: every adapted module must be one it selects
+    for (const LoraModuleWeights& m : adapter.modules)
+      DTUNE_CHECK(o.targets(m.module), "option ", names("target_modules"), " is ", o.target_modules[0],
+                  ", which does not select ", m.module, " that the adapter ", adapter_dir, " adapts: set ",
+                  names("target_modules"), " = ", join(a.target_modules));
+  } else {
+    std::vector<std::string> mine = o.target_modules;
+    std::sort(mine.begin(), mine.end());
+    DTUNE_CHECK(mine == a.target_modules, fix(names("target_modules"), join(mine), join(a.target_modules),
+                                              "adapted projections"));
+  }
   for (const LoraModuleWeights& m : adapter.modules)
     DTUNE_CHECK(m.rank() == a.r && m.scale == a.scale(), "the adapter ", adapter_dir, " gives ", m.module,
                 " its own rank or alpha (rank_pattern / alpha_pattern: rank ", m.rank(), ", scale ", m.scale,

@@ -14,11 +14,6 @@
 namespace dtune {
 namespace {
 
-std::string short_name(const std::string& path) {
-  const auto dot = path.rfind('.');
-  return dot == std::string::npos ? path : path.substr(dot + 1);
-}
-
 std::string shape_str(at::IntArrayRef shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -42,11 +37,7 @@ void attach_lora(const NamedLinears& linears, const LoraOptions& options, uint64
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   int64_t attached = 0;
   for (const auto& [path, linear] : linears) {
-    const std::string name = short_name(path);
-    if (std::find(options.target_modules.begin(), options.target_modules.end(), name) ==
-        options.target_modules.end()) {
-      continue;
-    }
+    if (!options.targets(path)) continue;
     linear->add_adapter(options.r, options.scale(), options.dropout, gen);
     ++attached;
   }
@@ -57,16 +48,23 @@ void attach_lora_weights(const NamedLinears& linears, const std::vector<LoraModu
                          double dropout) {
   DTUNE_CHECK(!modules.empty(), "attach_lora_weights: the adapter holds no module");
   std::map<std::string, LoraLinear*> by_path(linears.begin(), linears.end());
+  // Every module is checked before any is attached: a refused adapter leaves the model as it was.
+  std::vector<LoraLinear*> targets;
   for (const LoraModuleWeights& m : modules) {
     auto it = by_path.find(m.module);
     DTUNE_CHECK(it != by_path.end(), "the adapter adapts ", m.module,
                 ", which is not a projection of this model (an adapter for another architecture or depth?)");
-    try {
-      it->second->add_adapter(m.a, m.b, m.scale, dropout);
-    } catch (const Error& e) {
-      throw Error(str(m.module, ": ", e.what()));
-    }
+    const LoraLinear& l = *it->second;
+    DTUNE_CHECK(!l.has_adapter(), m.module, " already has an adapter");
+    DTUNE_CHECK(m.a.dim() == 2 && m.b.dim() == 2 && m.b.size(1) == m.a.size(0) && m.a.size(1) == l.in_features() &&
+                    m.b.size(0) == l.out_features(),
+                m.module, ": LoRA weights of shapes ", shape_str(m.a.sizes()), " and ", shape_str(m.b.sizes()),
+                " do not fit its (out, in) = (", l.out_features(), ", ", l.in_features(), "): expected (r, ",
+                l.in_features(), ") and (", l.out_features(), ", r)");
+    targets.push_back(it->second);
   }
+  for (size_t i = 0; i < modules.size(); ++i)
+    targets[i]->add_adapter(modules[i].a, modules[i].b, modules[i].scale, dropout);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> lora_parameters(const NamedLinears& linears) {

@@ -183,3 +183,20 @@ BOOST_AUTO_TEST_CASE(one_validator_names_the_option_as_the_caller_spells_it) {
   expect_error([&] { dtune::validate(l, dtune::OptionNames::config_section("lora")); },
                {"option lora.target_modules: unknown module 'qkv'"});
 }
+
+// lora.target_modules takes peft's forms: names, all-linear, or one regex over module paths.
+BOOST_AUTO_TEST_CASE(lora_target_modules_take_peft_forms) {
+  for (const char* targets : {"all-linear", ".*\\.(q_proj|v_proj)", "q_proj,k_proj"}) {
+    const Config c = load_config("", {"--data.path=x.h5", "--train.precision=fp32",
+                                      std::string("--lora.target_modules=") + targets});
+    BOOST_CHECK_NO_THROW(dtune::validate(c));
+  }
+  const Config c = load_config("", {"--lora.target_modules=.*\\.(q_proj|v_proj)"});
+  BOOST_TEST(c.lora.targets("model.layers.3.self_attn.v_proj"));
+  BOOST_TEST(!c.lora.targets("model.layers.3.self_attn.k_proj"));
+  BOOST_TEST(load_config("", {"--lora.target_modules=all-linear"}).lora.targets("model.layers.0.mlp.down_proj"));
+  BOOST_TEST(load_config("", {}).lora.targets("model.layers.0.self_attn.q_proj"));
+  BOOST_TEST(!load_config("", {}).lora.targets("model.layers.0.mlp.up_proj"));
+  Config bad = load_config("", {"--data.path=x.h5", "--train.precision=fp32", "--lora.target_modules=(q_proj"});
+  expect_error([&] { dtune::validate(bad); }, {"option lora.target_modules", "(q_proj"});
+}

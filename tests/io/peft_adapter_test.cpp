@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "dtune/core/error.h"
@@ -130,6 +131,122 @@ BOOST_AUTO_TEST_CASE(every_peft_form_merges_as_merge_and_unload) {
       BOOST_TEST(r["max_abs"]["other"].get<double>() == 0.0);
     }
   }
+}
+
+// lora.target_modules in peft's forms adapts what peft adapts: a fresh dtune adapter with a peft
+// adapter's regex / "all-linear" / list targets has exactly its modules and shapes; saved with a
+// pattern, the folder loads in PeftModel with every tensor.
+BOOST_AUTO_TEST_CASE(target_modules_forms_adapt_what_peft_adapts) {
+  const std::string root = peft_variants();
+  struct Case {
+    const char* variant;
+    std::vector<std::string> targets;
+    int64_t r;
+  };
+  const Case cases[] = {{"regex", {".*\\.(k_proj|o_proj)$"}, 4},
+                        {"all_linear", {"all-linear"}, 2},
+                        {"old_default_names", {"q_proj", "v_proj"}, 4}};
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.variant) {
+      Decoder d = Decoder::load(root + "/base_llama");
+      LoraOptions o;
+      o.r = c.r;
+      o.target_modules = c.targets;
+      BOOST_CHECK_NO_THROW(validate(o, OptionNames::config_section("lora")));
+      d.add_lora(o, 0);
+      const PeftAdapter peft = load_peft_adapter(root + "/" + c.variant, kCpu);
+      std::map<std::string, std::vector<int64_t>> mine, theirs;
+      for (const auto& [name, t] : d.lora_parameters()) mine[name] = t.sizes().vec();
+      for (const auto& [name, t] : peft.tensors) theirs[name] = t.sizes().vec();
+      BOOST_TEST((mine == theirs));
+      if (std::string(c.variant) == "all_linear") {
+        test::TempDir dir;
+        AdapterConfig cfg;
+        static_cast<LoraOptions&>(cfg) = o;
+        cfg.base_model_name_or_path = root + "/base_llama";
+        std::vector<std::pair<std::string, at::Tensor>> tensors;
+        for (const auto& [name, t] : d.lora_parameters()) tensors.emplace_back(name, t.detach().clone());
+        save_peft_adapter(dir / "adapter", cfg, tensors);
+        const json written = json::parse(test::read_file(dir / "adapter/adapter_config.json"));
+        BOOST_TEST(written["target_modules"] == "all-linear");
+        const json py = json::parse(test::run_python("tests/io/oracles/peft_oracle.py check_adapter '" + root +
+                                                     "/base_llama' '" + (dir / "adapter") + "' '" +
+                                                     (dir / "peft.safetensors") + "'"));
+        BOOST_TEST(py["n_lora_params"] == tensors.size());
+      }
+    }
+  }
+}
+
+// lora.init_adapter: the config must say the adapter's r, alpha, rsLoRA and projections; a
+// contradiction names the option and both values; per-module ranks cannot be trained on.
+BOOST_AUTO_TEST_CASE(init_adapter_config_must_match_the_adapter) {
+  const std::string root = peft_variants();
+  const std::string dir = root + "/layers";  // r = 4, lora_alpha = 16, q_proj + v_proj of layer 0
+  const PeftAdapter a = load_peft_adapter(dir, kCpu);
+  const OptionNames names = OptionNames::config_section("lora");
+  LoraOptions o;  // the defaults: r = 4, alpha = 16, q_proj, v_proj
+  BOOST_CHECK_NO_THROW(check_adapter_matches(o, names, a, dir));
+  auto expect = [&](const LoraOptions& bad, const std::string& why) {
+    try {
+      check_adapter_matches(bad, names, a, dir);
+      BOOST_ERROR("no Error for " << why);
+    } catch (const Error& e) {
+      BOOST_CHECK_MESSAGE(std::string(e.what()).find(why) != std::string::npos, e.what() << " lacks " << why);
+    }
+  };
+  LoraOptions bad = o;
+  bad.r = 8;
+  expect(bad, "option lora.r is 8 but the adapter " + dir + " has r = 4");
+  bad = o;
+  bad.alpha = 32;
+  expect(bad, "option lora.alpha is 32 but the adapter " + dir + " has lora_alpha = 16");
+  bad = o;
+  bad.use_rslora = true;
+  expect(bad, "option lora.use_rslora is true");
+  bad = o;
+  bad.target_modules = {"q_proj", "k_proj", "v_proj"};
+  expect(bad, "option lora.target_modules is k_proj,q_proj,v_proj but the adapter " + dir +
+                  " has adapted projections = q_proj,v_proj");
+  bad = o;
+  bad.target_modules = {".*q_proj"};
+  expect(bad, "does not select model.layers.0.self_attn.v_proj");
+  bad = o;
+  bad.target_modules = {"all-linear"};
+  BOOST_CHECK_NO_THROW(check_adapter_matches(bad, names, a, dir));
+  const PeftAdapter p = load_peft_adapter(root + "/patterns", kCpu);
+  LoraOptions pat;
+  pat.r = 4;
+  pat.alpha = 8;
+  pat.target_modules = {"q_proj", "up_proj", "v_proj"};
+  BOOST_CHECK_EXCEPTION(check_adapter_matches(pat, names, p, root + "/patterns"), Error, [](const Error& e) {
+    return std::string(e.what()).find("rank_pattern / alpha_pattern") != std::string::npos;
+  });
+}
+
+// An adapter for another architecture (GPT-2's c_attn) is refused by generate's and merge's paths,
+// naming the module, before any weight changes.
+BOOST_AUTO_TEST_CASE(an_adapter_for_another_architecture_is_refused) {
+  const std::string root = peft_variants();
+  test::TempDir dir;
+  const std::string adapter = dir / "gpt2";
+  const std::string pre = "base_model.model.transformer.h.0.attn.c_attn.";
+  AdapterConfig cfg;
+  cfg.r = 2;
+  cfg.target_modules = {".*c_attn"};
+  save_peft_adapter(adapter, cfg, {{pre + "lora_A.weight", at::randn({2, 64})}, {pre + "lora_B.weight", at::randn({192, 2})}});
+  Decoder d = Decoder::load(root + "/base_llama");
+  BOOST_CHECK_EXCEPTION(load_adapter_into(d, adapter), Error, [](const Error& e) {
+    return std::string(e.what()).find("transformer.h.0.attn.c_attn, which is not a projection of this model") !=
+           std::string::npos;
+  });
+  BOOST_TEST(d.num_lora_parameters() == 0);
+  std::string log;
+  BOOST_TEST(test::run_command(std::string("'") + DTUNE_BINARY + "' merge --model '" + root + "/base_llama' --adapter '" +
+                               adapter + "' --output '" + (dir / "merged") + "'", &log) != 0);
+  BOOST_TEST(log.find("\"transformer.h.0.attn.c_attn.weight\" but the base model has no such weight") !=
+             std::string::npos, log);
+  BOOST_TEST(!std::filesystem::exists(dir / "merged"));
 }
 
 // What dtune cannot apply is refused before any work, naming the field and what to do.

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <charconv>
 #include <functional>
 #include <optional>
 #include <string>
@@ -53,6 +54,10 @@ void add_option_fields(po::options_description& desc, Options& options,
           using T = std::remove_reference_t<decltype(field)>;
           if constexpr (std::is_same_v<T, std::vector<std::string>>) {
             throw std::logic_error("add_option_fields: list field " + flag + " is not a flag");
+          } else if constexpr (std::is_same_v<T, double>) {  // shown as written: 0.95, not 0.94999999999999996
+            char text[32];
+            const auto end = std::to_chars(text, text + sizeof(text), field).ptr;
+            desc.add_options()(flag.c_str(), po::value<T>(&field)->default_value(field, std::string(text, end)), f.help);
           } else {
             desc.add_options()(flag.c_str(), po::value<T>(&field)->default_value(field), f.help);
           }

@@ -26,10 +26,22 @@ struct LoraOptions {
   int64_t r = 4;                                                // adapter rank, > 0
   double alpha = 16.0;                                          // lora_alpha; see scale()
   double dropout = 0.1;                                         // dropout on the adapter input (training only), [0, 1)
-  std::vector<std::string> target_modules{"q_proj", "v_proj"};  // any of lora_target_names(), each once
+  // As peft's LoraConfig.target_modules: names from lora_target_names() (each once; a module is
+  // targeted when its path ends in ".<name>"), or one entry "all-linear" (every projection; the
+  // LM head never), or one regular expression that must match a whole module path
+  // ("model.layers.0.self_attn.q_proj"; ECMAScript syntax, no commas in a config value).
+  std::vector<std::string> target_modules{"q_proj", "v_proj"};
   bool use_rslora = false;                                      // scale = alpha / sqrt(r) instead of alpha / r
 
   double scale() const { return lora_scale(alpha, r, use_rslora); }
+
+  // Whether target_modules selects this projection, by its HF module path (peft's
+  // check_target_module_exists: list -> path == name or ends in ".name"; "all-linear"; a regex
+  // string -> re.fullmatch). Throws dtune::Error for a regex std::regex cannot read.
+  bool targets(const std::string& module_path) const;
+  // True when target_modules is one "all-linear" or regex entry (written to adapter_config.json
+  // as a string, as peft writes it), false for a list of names.
+  bool targets_by_pattern() const;
 
   // r, alpha, dropout, target_modules, use_rslora with their help, in this order.
   static const std::vector<OptionField<LoraOptions>>& fields();
