@@ -14,6 +14,8 @@
       use_rslora, names with ".default" as older saves), random non-zero B; OUT/<name>_logits.safetensors
       holds PeftModel.from_pretrained's fp32 logits on IDS
   peft_oracle.py check_merge BASE ADAPTER MERGED
+  peft_oracle.py check_merges BASE ADAPTER MERGED [ADAPTER MERGED ...]
+      check_merge for each pair in one process: one JSON line each, in order
       prints max |merged - peft merge_and_unload()| per weight kind and max |logits| difference
 """
 import json
@@ -159,5 +161,9 @@ if __name__ == "__main__":
         make_variants(sys.argv[2])
     elif cmd == "check_merge":
         check_merge(*sys.argv[2:5])
+    elif cmd == "check_merges":
+        pairs = sys.argv[3:]
+        for i in range(0, len(pairs), 2):
+            check_merge(sys.argv[2], pairs[i], pairs[i + 1])
     else:
         sys.exit(f"unknown command {cmd}")
