@@ -18,6 +18,7 @@
 #include "dtune/core/log.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
+#include "dtune/io/dtype_names.h"
 #include "dtune/model/decoder.h"
 #include "dtune/tokenizer/tokenizer.h"
 
@@ -32,13 +33,6 @@ struct GenerateArgs {
   int64_t batch_size = 8;
   int threads = 0;  // 0 = libtorch's default
 };
-
-c10::ScalarType parse_dtype(const std::string& s) {
-  if (s == "fp32") return c10::ScalarType::Float;
-  if (s == "bf16") return c10::ScalarType::BFloat16;
-  if (s == "fp16") return c10::ScalarType::Half;
-  throw Error(str("--dtype \"", s, "\" is not one of fp32, bf16, fp16"));
-}
 
 c10::Device parse_device(const std::string& s) {
   DTUNE_CHECK(s == "cpu" || s.rfind("cuda", 0) == 0, "--device \"", s, "\" is not cpu or cuda[:N]");
@@ -128,17 +122,14 @@ int run_generate(int argc, char** argv) {
       ("prompt", po::value(&a.prompt), "the prompt text")
       ("prompt-file", po::value(&a.prompt_file), "read the prompt from this file (verbatim)")
       ("input", po::value(&a.input_jsonl), "JSONL file of {\"prompt\": ...} rows; writes JSONL rows")
-      ("batch-size", po::value(&a.batch_size)->default_value(a.batch_size), "prompts per batch with --input")
-      ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(o.max_new_tokens), "tokens to generate at most")
-      ("temperature", po::value(&o.sampling.temperature)->default_value(o.sampling.temperature), "0 = greedy")
-      ("top-p", po::value(&o.sampling.top_p)->default_value(o.sampling.top_p), "nucleus mass; 1 = off")
-      ("top-k", po::value(&o.sampling.top_k)->default_value(o.sampling.top_k), "keep the k most likely; 0 = off")
-      ("repetition-penalty", po::value(&o.sampling.repetition_penalty)->default_value(o.sampling.repetition_penalty),
-       "penalty on every id already in the sequence; 1 = off")
-      ("seed", po::value(&o.sampling.seed)->default_value(o.sampling.seed), "sampling seed")
+      ("batch-size", po::value(&a.batch_size)->default_value(a.batch_size), "prompts per batch with --input");
+  // --max-new-tokens, --temperature, --top-p, --top-k, --repetition-penalty, --seed: the same
+  // definitions (defaults, help, validation) as the [generate] config keys.
+  add_option_fields(desc, o, GenerateOptions::fields());
+  desc.add_options()
       ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json)")
       ("no-chat", "use the prompt as is (the default)")
-      ("dtype", po::value(&a.dtype)->default_value(a.dtype), "fp32 | bf16 | fp16")
+      ("dtype", po::value(&a.dtype)->default_value(a.dtype), kDtypeNames)
       ("device", po::value(&a.device)->default_value(a.device), "cpu | cuda[:N]")
       ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default");
   po::variables_map vm;
@@ -154,7 +145,7 @@ int run_generate(int argc, char** argv) {
   if (a.threads > 0) at::set_num_threads(a.threads);
 
   DecoderOptions model_options;
-  model_options.dtype = parse_dtype(a.dtype);
+  model_options.dtype = dtype_from_name(a.dtype, "--dtype");
   model_options.device = parse_device(a.device);
   const auto load_start = std::chrono::steady_clock::now();
   Decoder decoder = Decoder::load(a.model_dir, model_options);

@@ -3,6 +3,7 @@
 #include "dtune/cli/commands.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
+#include "dtune/io/dtype_names.h"
 #include "dtune/io/merge.h"
 
 namespace dtune::cli {
@@ -25,8 +26,7 @@ int run_merge(int argc, char** argv) {
       ("max-shard-size", po::value(&shard_size)->default_value("2GB"), "largest shard, e.g. 2GB, 500MB, 1GiB");
   po::variables_map vm;
   if (const auto exit_code = parse_args({"merge", desc}, argc, argv, vm)) return *exit_code;
-  DTUNE_CHECK(o.dtype == "auto" || o.dtype == "fp16" || o.dtype == "bf16" || o.dtype == "fp32", "--dtype \"",
-              o.dtype, "\" is not one of auto, fp16, bf16, fp32");
+  if (o.dtype != "auto") dtype_from_name(o.dtype, "--dtype (auto | fp32 | bf16 | fp16)");  // refused before any work
   o.max_shard_bytes = parse_byte_size(shard_size);
   const MergeReport r = merge_adapter(o);
   log::info(str("merged ", r.merged_weights, " of ", r.total_weights, " weights into ", o.output_dir, " (",

@@ -11,17 +11,19 @@
 #include <sstream>
 
 #include "dtune/core/error.h"
+#include "dtune/core/option_field.h"
 
 namespace po = boost::program_options;
 
 namespace dtune {
 namespace {
 
+// One config option: its "section.key", help and field in Config (converted from and to text by
+// the field's type: parse_value / format_value).
 struct OptionSpec {
-  const char* name;  // "section.key"
+  std::string name;
   const char* help;
-  std::function<std::string(const Config&)> get;
-  std::function<void(Config&, const std::string&)> set;  // throws std::invalid_argument
+  OptionField<Config>::Access access;
 };
 
 std::string trim(const std::string& s) {
@@ -113,92 +115,107 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-#define DTUNE_STR(field, help) \
-  {#field, help, [](const Config& c) { return escape(c.field); }, [](Config& c, const std::string& v) { c.field = unescape(trim(v)); }}
-#define DTUNE_INT(field, help) \
-  {#field, help, [](const Config& c) { return std::to_string(c.field); }, [](Config& c, const std::string& v) { c.field = parse_int(v); }}
-#define DTUNE_UINT(field, help) \
-  {#field, help, [](const Config& c) { return std::to_string(c.field); }, [](Config& c, const std::string& v) { c.field = parse_uint(v); }}
-#define DTUNE_DBL(field, help) \
-  {#field, help, [](const Config& c) { return format_double(c.field); }, [](Config& c, const std::string& v) { c.field = parse_double(v); }}
-#define DTUNE_BOOL(field, help) \
-  {#field, help, [](const Config& c) { return std::string(c.field ? "true" : "false"); }, [](Config& c, const std::string& v) { c.field = parse_bool(v); }}
-#define DTUNE_LIST(field, help) \
-  {#field, help, [](const Config& c) { return format_list(c.field); }, [](Config& c, const std::string& v) { c.field = parse_list(v); }}
+std::string format_value(int64_t v) { return std::to_string(v); }
+std::string format_value(uint64_t v) { return std::to_string(v); }
+std::string format_value(double v) { return format_double(v); }
+std::string format_value(bool v) { return v ? "true" : "false"; }
+std::string format_value(const std::string& v) { return escape(v); }
+std::string format_value(const std::vector<std::string>& v) { return format_list(v); }
+
+// Text -> field; throws std::invalid_argument saying what was expected.
+void parse_value(const std::string& s, int64_t& out) { out = parse_int(s); }
+void parse_value(const std::string& s, uint64_t& out) { out = parse_uint(s); }
+void parse_value(const std::string& s, double& out) { out = parse_double(s); }
+void parse_value(const std::string& s, bool& out) { out = parse_bool(s); }
+void parse_value(const std::string& s, std::string& out) { out = unescape(trim(s)); }
+void parse_value(const std::string& s, std::vector<std::string>& out) { out = parse_list(s); }
+
+std::string get_option(const OptionSpec& o, const Config& c) {
+  return std::visit([&](const auto& ref) { return format_value(ref(const_cast<Config&>(c))); }, o.access);
+}
+
+void set_option(const OptionSpec& o, Config& c, const std::string& value) {
+  std::visit([&](const auto& ref) { parse_value(value, ref(c)); }, o.access);
+}
+
+// Appends the fields of a module's options struct as "section.key": the config binds the one
+// definition (key, help, default, type) that the module and its command-line flags use.
+template <class Options, class Get>
+void add_section_fields(std::vector<OptionSpec>& table, const std::string& section,
+                        const std::vector<OptionField<Options>>& fields, Get get) {
+  for (OptionField<Config>& f : nest_option_fields<Config>(fields, get))
+    table.push_back({section + "." + f.key, f.help, std::move(f.access)});
+}
+
+#define DTUNE_OPT(field, help) OptionSpec{#field, help, DTUNE_OPTION_FIELD(Config, "", field, "").access}
 
 // The one table of options. Names are the struct paths minus the Config: "train.learning_rate".
 const std::vector<OptionSpec>& option_table() {
-  static const std::vector<OptionSpec> table = {
-      DTUNE_STR(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
-      DTUNE_STR(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
-      DTUNE_STR(model.attention, "auto (dtune's fused CPU / flash-varlen CUDA attention where it applies) | sdpa"),
-      DTUNE_INT(lora.r, "LoRA rank"),
-      DTUNE_DBL(lora.alpha, "LoRA alpha; scale = alpha / r (alpha / sqrt(r) with use_rslora)"),
-      DTUNE_DBL(lora.dropout, "dropout on the adapter input, in [0, 1)"),
-      DTUNE_LIST(lora.target_modules, "comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
-      DTUNE_BOOL(lora.use_rslora, "rank-stabilised scale alpha / sqrt(r)"),
-      DTUNE_STR(lora.init_adapter, "PEFT adapter folder to start from; empty = fresh adapter"),
-      DTUNE_STR(data.path, "pre-tokenized HDF5 file from `dtune pretokenize`"),
-      DTUNE_INT(data.micro_batch_size, "rows per rank per micro-step"),
-      DTUNE_BOOL(data.packing, "pack rows into data.pack_length sequences"),
-      DTUNE_INT(data.pack_length, "tokens per packed sequence"),
-      DTUNE_BOOL(data.group_by_length, "padded batches: group rows of similar length"),
-      DTUNE_BOOL(data.shuffle, "shuffle rows every epoch"),
-      DTUNE_UINT(data.seed, "shuffle seed"),
-      DTUNE_STR(train.precision, "fp16 | bf16 | fp32"),
-      DTUNE_STR(train.device, "auto | cpu | cuda"),
-      DTUNE_INT(train.epochs, "passes over the train split"),
-      DTUNE_INT(train.max_steps, "optimizer steps; -1 = run train.epochs"),
-      DTUNE_INT(train.gradient_accumulation_steps, "micro-steps per optimizer step"),
-      DTUNE_DBL(train.learning_rate, "peak learning rate"),
-      DTUNE_DBL(train.weight_decay, "AdamW weight decay"),
-      DTUNE_DBL(train.adam_beta1, "AdamW beta1"),
-      DTUNE_DBL(train.adam_beta2, "AdamW beta2"),
-      DTUNE_DBL(train.adam_epsilon, "AdamW epsilon"),
-      DTUNE_DBL(train.warmup_ratio, "warmup as a fraction of total steps"),
-      DTUNE_INT(train.warmup_steps, "warmup steps; overrides warmup_ratio when > 0"),
-      DTUNE_STR(train.lr_scheduler, "linear | cosine | constant"),
-      DTUNE_DBL(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
-      DTUNE_BOOL(train.gradient_checkpointing, "recompute layers in backward"),
-      DTUNE_INT(train.activation_checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
-      DTUNE_STR(train.sharding, "frozen base weights across ranks: none | full (FSDP FULL_SHARD) | hybrid (HYBRID_SHARD: "
-                                "shard within a node, replicate across nodes)"),
-      DTUNE_INT(train.data_parallel_shard_degree, "hybrid: ranks per shard group, dividing a node's ranks (0 = a node)"),
-      DTUNE_INT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
-      DTUNE_UINT(train.seed, "seed for LoRA init and dropout"),
-      DTUNE_INT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),
-      DTUNE_DBL(train.loss_scale_init, "fp16 initial loss scale"),
-      DTUNE_INT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
-      DTUNE_INT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
-      DTUNE_BOOL(train.deterministic, "deterministic kernels"),
-      DTUNE_DBL(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
-      DTUNE_DBL(train.collective_timeout, "seconds a collective (MPI or NCCL) may wait before the job is aborted, naming the ranks that had not arrived"),
-      DTUNE_STR(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
-      DTUNE_INT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
-      DTUNE_INT(checkpoint.keep_last, "complete checkpoints to keep"),
-      DTUNE_STR(checkpoint.resume, "\"\" | latest | path to checkpoint-STEP"),
-      DTUNE_BOOL(generate.enabled, "run the generation test after training"),
-      DTUNE_STR(generate.prompt, "the test question"),
-      DTUNE_STR(generate.prompt_template, "recipe | r1-chat | chat | none"),
-      DTUNE_INT(generate.max_new_tokens, "tokens to generate at most"),
-      DTUNE_DBL(generate.temperature, "sampling temperature; 0 = greedy"),
-      DTUNE_DBL(generate.top_p, "nucleus sampling mass; 1 = off"),
-      DTUNE_INT(generate.top_k, "top-k sampling; 0 = off"),
-      DTUNE_DBL(generate.repetition_penalty, "repetition penalty; 1 = off"),
-      DTUNE_UINT(generate.seed, "sampling seed"),
-      DTUNE_INT(log.log_every, "optimizer steps between log lines"),
-      DTUNE_STR(log.progress, "auto | bar | lines | off"),
-      DTUNE_BOOL(log.tensorboard, "write TensorBoard event files"),
-  };
+  static const std::vector<OptionSpec> table = [] {
+    std::vector<OptionSpec> t = {
+        DTUNE_OPT(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
+        DTUNE_OPT(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
+        DTUNE_OPT(model.attention, "auto (dtune's fused CPU / flash-varlen CUDA attention where it applies) | sdpa"),
+    };
+    add_section_fields(t, "lora", LoraOptions::fields(), [](Config& c) -> LoraOptions& { return c.lora; });
+    t.insert(t.end(), {
+        DTUNE_OPT(lora.init_adapter, "PEFT adapter folder to start from; empty = fresh adapter"),
+        DTUNE_OPT(data.path, "pre-tokenized HDF5 file from `dtune pretokenize`"),
+        DTUNE_OPT(data.micro_batch_size, "rows per rank per micro-step"),
+        DTUNE_OPT(data.packing, "pack rows into data.pack_length sequences"),
+        DTUNE_OPT(data.pack_length, "tokens per packed sequence"),
+        DTUNE_OPT(data.group_by_length, "padded batches: group rows of similar length"),
+        DTUNE_OPT(data.shuffle, "shuffle rows every epoch"),
+        DTUNE_OPT(data.seed, "shuffle seed"),
+        DTUNE_OPT(train.precision, "fp16 | bf16 | fp32"),
+        DTUNE_OPT(train.device, "auto | cpu | cuda"),
+        DTUNE_OPT(train.epochs, "passes over the train split"),
+        DTUNE_OPT(train.max_steps, "optimizer steps; -1 = run train.epochs"),
+        DTUNE_OPT(train.gradient_accumulation_steps, "micro-steps per optimizer step"),
+        DTUNE_OPT(train.learning_rate, "peak learning rate"),
+        DTUNE_OPT(train.weight_decay, "AdamW weight decay"),
+        DTUNE_OPT(train.adam_beta1, "AdamW beta1"),
+        DTUNE_OPT(train.adam_beta2, "AdamW beta2"),
+        DTUNE_OPT(train.adam_epsilon, "AdamW epsilon"),
+        DTUNE_OPT(train.warmup_ratio, "warmup as a fraction of total steps"),
+        DTUNE_OPT(train.warmup_steps, "warmup steps; overrides warmup_ratio when > 0"),
+        DTUNE_OPT(train.lr_scheduler, "linear | cosine | constant"),
+        DTUNE_OPT(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
+        DTUNE_OPT(train.gradient_checkpointing, "recompute layers in backward"),
+        DTUNE_OPT(train.sharding, "frozen base weights across ranks: none | full (FSDP FULL_SHARD) | hybrid (HYBRID_SHARD: "
+                                  "shard within a node, replicate across nodes)"),
+        DTUNE_OPT(train.data_parallel_shard_degree, "hybrid: ranks per shard group, dividing a node's ranks (0 = a node)"),
+        DTUNE_OPT(train.activation_checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
+        DTUNE_OPT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
+        DTUNE_OPT(train.seed, "seed for LoRA init and dropout"),
+        DTUNE_OPT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),
+        DTUNE_OPT(train.loss_scale_init, "fp16 initial loss scale"),
+        DTUNE_OPT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
+        DTUNE_OPT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
+        DTUNE_OPT(train.deterministic, "deterministic kernels"),
+        DTUNE_OPT(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
+        DTUNE_OPT(train.collective_timeout, "seconds a collective (MPI or NCCL) may wait before the job is aborted, naming the ranks that had not arrived"),
+        DTUNE_OPT(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
+        DTUNE_OPT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
+        DTUNE_OPT(checkpoint.keep_last, "complete checkpoints to keep"),
+        DTUNE_OPT(checkpoint.resume, "\"\" | latest | path to checkpoint-STEP"),
+        DTUNE_OPT(generate.enabled, "run the generation test after training"),
+        DTUNE_OPT(generate.prompt, "the test question"),
+        DTUNE_OPT(generate.prompt_template, "recipe | r1-chat | chat | none"),
+    });
+    add_section_fields(t, "generate", GenerateOptions::fields(),
+                       [](Config& c) -> GenerateOptions& { return c.generate; });
+    t.insert(t.end(), {
+        DTUNE_OPT(log.log_every, "optimizer steps between log lines"),
+        DTUNE_OPT(log.progress, "auto | bar | lines | off"),
+        DTUNE_OPT(log.tensorboard, "write TensorBoard event files"),
+    });
+    return t;
+  }();
   return table;
 }
 
-#undef DTUNE_STR
-#undef DTUNE_INT
-#undef DTUNE_UINT
-#undef DTUNE_DBL
-#undef DTUNE_BOOL
-#undef DTUNE_LIST
+#undef DTUNE_OPT
 
 // Keys that were renamed. Still recognised when parsing (not listed in the help), so that an
 // old config stops with the new name instead of "unrecognised option".
@@ -220,7 +237,7 @@ const std::vector<RenamedOption>& renamed_options() {
 // Program_options sees every option as a string; the table converts.
 po::options_description string_description() {
   po::options_description desc("config options (INI [section] key = value, or --section.key=value)");
-  for (const OptionSpec& o : option_table()) desc.add_options()(o.name, po::value<std::string>(), o.help);
+  for (const OptionSpec& o : option_table()) desc.add_options()(o.name.c_str(), po::value<std::string>(), o.help);
   return desc;
 }
 
@@ -239,7 +256,7 @@ void apply(Config& config, const po::variables_map& vm, const std::string& origi
     if (!vm.count(o.name)) continue;
     const std::string& value = vm[o.name].as<std::string>();
     try {
-      o.set(config, value);
+      set_option(o, config, value);
     } catch (const std::invalid_argument& e) {
       throw Error(dtune::str("option ", o.name, " (", origin, "): ", e.what(), ", got '", value, "'"));
     }
@@ -286,7 +303,7 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
 
 std::string config_value(const Config& config, const std::string& name) {
   for (const OptionSpec& o : option_table())
-    if (name == o.name) return o.get(config);
+    if (name == o.name) return get_option(o, config);
   throw Error("unknown config option '" + name + "'; `dtune config --help` lists them as section.key");
 }
 
@@ -301,7 +318,7 @@ std::string format_config(const Config& config) {
       os << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
       section = sec;
     }
-    os << name.substr(dot + 1) << " = " << o.get(config) << "\n";
+    os << name.substr(dot + 1) << " = " << get_option(o, config) << "\n";
   }
   return os.str();
 }

@@ -11,7 +11,7 @@
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/io/peft_adapter.h"
-#include "dtune/lora/lora_linear.h"
+#include "dtune/lora/lora_adapter.h"
 #include "dtune/model/decoder.h"
 #include "dtune/tokenizer/tokenizer.h"
 
@@ -33,11 +33,6 @@ bool is_eos(const ModelConfig& config, int32_t id) {
 constexpr std::string_view kReplacement = "\xef\xbf\xbd";
 
 }  // namespace
-
-void validate(const GenerateOptions& o) {
-  DTUNE_CHECK(o.max_new_tokens >= 1, "--max-new-tokens must be >= 1, got ", o.max_new_tokens);
-  validate(o.sampling);
-}
 
 double GenerateStats::decode_tokens_per_second() const {
   return decode_seconds > 0 ? static_cast<double>(decode_tokens) / decode_seconds : 0.0;
@@ -205,15 +200,8 @@ std::string generate_text(Decoder& decoder, const Tokenizer& tokenizer, const st
 
 void load_adapter_into(Decoder& decoder, const std::string& adapter_dir) {
   const PeftAdapter adapter = load_peft_adapter(adapter_dir, decoder.options().device);
-  LoraOptions lora;
-  lora.r = adapter.config.r;
-  lora.alpha = adapter.config.alpha;
-  lora.dropout = adapter.config.dropout;
-  lora.use_rslora = adapter.config.use_rslora;
-  lora.target_modules = adapter.config.target_modules;
   try {
-    decoder.add_lora(lora, /*seed=*/0);  // values are overwritten by load_lora
-    decoder.load_lora(adapter.tensors);
+    attach_lora_weights(decoder.named_linears(), adapter.modules, adapter.config.dropout);
   } catch (const Error& e) {
     throw Error(str("adapter ", adapter_dir, " does not fit the model: ", e.what(),
                     "\n  (was it trained on this base model? check base_model_name_or_path in its "

@@ -12,15 +12,6 @@
 
 namespace dtune {
 
-void validate(const SamplingOptions& o) {
-  DTUNE_CHECK(std::isfinite(o.temperature) && o.temperature >= 0,
-              "--temperature must be >= 0 (0 = greedy), got ", o.temperature);
-  DTUNE_CHECK(o.top_p >= 0 && o.top_p <= 1, "--top-p must be in [0, 1] (1 = off), got ", o.top_p);
-  DTUNE_CHECK(o.top_k >= 0, "--top-k must be >= 0 (0 = off), got ", o.top_k);
-  DTUNE_CHECK(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0,
-              "--repetition-penalty must be > 0 (1 = off), got ", o.repetition_penalty);
-}
-
 // RepetitionPenaltyLogitsProcessor: pad the vocabulary by one column that absorbs the ignored
 // (negative) ids, gather, penalize, scatter back, drop the column.
 at::Tensor apply_repetition_penalty(const at::Tensor& logits, const at::Tensor& seen_ids,

@@ -11,6 +11,7 @@
 
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
+#include "dtune/io/dtype_names.h"
 #include "dtune/io/model_config.h"
 #include "dtune/io/peft_adapter.h"
 #include "dtune/io/safetensors.h"
@@ -42,10 +43,7 @@ const char* hf_dtype_name(c10::ScalarType t) {
 
 // --dtype -> scalar type; "auto" picks the base files' (single) floating dtype.
 c10::ScalarType output_dtype(const std::string& flag, const WeightStore& base, const std::string& model_dir) {
-  if (flag == "fp32") return c10::kFloat;
-  if (flag == "fp16") return c10::kHalf;
-  if (flag == "bf16") return c10::kBFloat16;
-  DTUNE_CHECK(flag == "auto", "--dtype \"", flag, "\" is not one of auto, fp16, bf16, fp32");
+  if (flag != "auto") return dtype_from_name(flag, "--dtype (auto | fp32 | bf16 | fp16)");
   std::map<c10::ScalarType, int64_t> counts;
   for (const std::string& name : base.names()) {
     const c10::ScalarType t = scalar_type_from_safetensors(base.entry(name).dtype);
@@ -92,19 +90,16 @@ MergeReport merge_adapter(const MergeOptions& o) {
   const PeftAdapter adapter = load_peft_adapter(o.adapter_dir, c10::Device(c10::kCPU));
   const c10::ScalarType out_type = output_dtype(o.dtype, base, o.model_dir);
 
-  // Pair every adapter module with its base weight: name and (out, in) shape must match.
-  std::map<std::string, std::pair<const at::Tensor*, const at::Tensor*>> lora;  // base name -> (A, B)
-  for (const auto& [name, t] : adapter.tensors) {
-    const std::string target = base_weight_name(name);
-    auto& slot = lora[target];
-    (name.find(".lora_A.") != std::string::npos ? slot.first : slot.second) = &t;
-  }
-  for (const auto& [target, ab] : lora) {
+  // Every adapter module's base weight: name and (out, in) shape must match.
+  std::map<std::string, const LoraModuleWeights*> lora;  // base weight name -> its module
+  for (const LoraModuleWeights& m : adapter.modules) {
+    const std::string target = m.module + ".weight";
+    lora[target] = &m;
     DTUNE_CHECK(base.contains(target), "adapter ", o.adapter_dir, " does not match base model ", o.model_dir,
                 ": the adapter updates \"", target, "\" but the base model has no such weight (was the adapter "
                 "trained on a different model? see base_model_name_or_path in adapter_config.json)");
     const TensorEntry& e = base.entry(target);
-    const std::vector<int64_t> want = {ab.second->size(0), ab.first->size(1)};
+    const std::vector<int64_t> want = {m.b.size(0), m.a.size(1)};
     DTUNE_CHECK(e.shape == want, "adapter ", o.adapter_dir, " does not match base model ", o.model_dir, ": \"",
                 target, "\" has shape ", at::IntArrayRef(e.shape), " but the LoRA update B @ A has shape ",
                 at::IntArrayRef(want));
@@ -148,7 +143,7 @@ MergeReport merge_adapter(const MergeOptions& o) {
         continue;
       }
       at::Tensor w = base.load(name, c10::kFloat, c10::kCPU);
-      w.add_(lora_delta(*it->second.first, *it->second.second, adapter.config));
+      w.add_(lora_delta(it->second->a, it->second->b, it->second->scale));
       tensors.emplace_back(name, w.to(type_of[name]));
       ++report.merged_weights;
     }

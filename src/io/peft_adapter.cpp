@@ -3,14 +3,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
-#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/matmul.h>
 
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
@@ -24,71 +23,68 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kPrefix = "base_model.model.";
 constexpr const char* kConfigFile = "adapter_config.json";
 constexpr const char* kWeightsFile = "adapter_model.safetensors";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// "...q_proj.lora_A.default.weight" -> "...q_proj.lora_A.weight"; other names unchanged.
-std::string strip_adapter_name(const std::string& name) {
-  for (const char* part : {".lora_A.", ".lora_B."}) {
-    const size_t at = name.find(part);
-    if (at == std::string::npos) continue;
-    const size_t rest = at + std::strlen(part);
-    const size_t dot = name.find('.', rest);
-    if (dot != std::string::npos && name.compare(dot, std::string::npos, ".weight") == 0) {
-      return name.substr(0, rest) + "weight";
-    }
-  }
-  return name;
-}
-
-// Module path between the prefix and ".lora_A.weight", e.g. "model.layers.0.self_attn.q_proj".
-std::string module_of(const std::string& name) {
-  const std::string base = base_weight_name(name);
-  return base.empty() ? "" : base.substr(0, base.size() - std::strlen(".weight"));
-}
-
-bool is_lora_a(const std::string& name) { return ends_with(name, ".lora_A.weight"); }
-
-// Checks names and shapes of a normalized tensor list against r; returns in_/out_features per module.
-void check_lora_tensors(const std::vector<std::pair<std::string, at::Tensor>>& tensors, int64_t r,
-                        const std::string& where) {
-  std::map<std::string, std::pair<const at::Tensor*, const at::Tensor*>> pairs;  // module -> (A, B)
+// Pairs the lora_A / lora_B tensors of each module (tensors hold names parse_peft_lora_key
+// reads); returns the modules in the tensors' order, scale unset.
+std::vector<LoraModuleWeights> pair_modules(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                            const std::string& where) {
+  std::vector<LoraModuleWeights> modules;
+  std::map<std::string, size_t> index;  // module -> position in modules
   for (const auto& [name, t] : tensors) {
-    const std::string module = module_of(name);
-    DTUNE_CHECK(!module.empty(), where, ": tensor \"", name, "\" is not a LoRA weight (expected ", kPrefix,
+    const std::optional<PeftLoraKey> key = parse_peft_lora_key(name);
+    DTUNE_CHECK(key.has_value(), where, ": tensor \"", name, "\" is not a LoRA weight (expected ", kPeftPrefix,
                 "<module>.lora_A.weight or .lora_B.weight; dtune supports plain LoRA on linear layers)");
     DTUNE_CHECK(t.defined() && t.dim() == 2, where, ": tensor \"", name, "\" must be 2-D");
-    auto& slot = is_lora_a(name) ? pairs[module].first : pairs[module].second;
-    DTUNE_CHECK(slot == nullptr, where, ": tensor \"", name, "\" appears twice");
-    slot = &t;
+    auto [it, added] = index.emplace(key->module, modules.size());
+    if (added) modules.push_back({key->module, at::Tensor(), at::Tensor(), 0.0});
+    at::Tensor& slot = key->matrix == LoraMatrix::kA ? modules[it->second].a : modules[it->second].b;
+    DTUNE_CHECK(!slot.defined(), where, ": tensor \"", name, "\" appears twice");
+    slot = t;
   }
-  for (const auto& [module, ab] : pairs) {
-    DTUNE_CHECK(ab.first != nullptr && ab.second != nullptr, where, ": module ", module, " has only lora_",
-                ab.first ? "A" : "B", " (each LoRA module needs lora_A and lora_B)");
-    DTUNE_CHECK(ab.first->size(0) == r, where, ": ", module, ".lora_A.weight has shape ", ab.first->sizes(),
-                " but r = ", r, " (expected (r, in_features))");
-    DTUNE_CHECK(ab.second->size(1) == r, where, ": ", module, ".lora_B.weight has shape ", ab.second->sizes(),
-                " but r = ", r, " (expected (out_features, r))");
+  for (const LoraModuleWeights& m : modules)
+    DTUNE_CHECK(m.a.defined() && m.b.defined(), where, ": module ", m.module, " has only lora_",
+                m.a.defined() ? "A" : "B", " (each LoRA module needs lora_A and lora_B)");
+  return modules;
+}
+
+// The module's A (r, in) and B (out, r) must have rank r.
+void check_rank(const LoraModuleWeights& m, int64_t r, const std::string& where, const char* why) {
+  DTUNE_CHECK(m.a.size(0) == r, where, ": ", m.module, ".lora_A.weight has shape ", m.a.sizes(), " but r = ", r,
+              why, " (expected (r, in_features))");
+  DTUNE_CHECK(m.b.size(1) == r, where, ": ", m.module, ".lora_B.weight has shape ", m.b.sizes(), " but r = ", r,
+              why, " (expected (out_features, r))");
+}
+
+// rank_pattern / alpha_pattern of adapter_config.json, in file order: {module regex, value}.
+using Pattern = std::vector<std::pair<std::string, double>>;
+
+Pattern read_pattern(const nlohmann::ordered_json& j, const char* key, const std::string& file) {
+  Pattern out;
+  if (!j.contains(key) || j.at(key).is_null()) return out;
+  DTUNE_CHECK(j.at(key).is_object(), file, ": \"", key, "\" must be an object {module pattern: value}");
+  for (const auto& [k, v] : j.at(key).items()) {
+    DTUNE_CHECK(v.is_number(), file, ": ", key, "[\"", k, "\"] must be a number");
+    out.emplace_back(k, v.get<double>());
   }
+  return out;
+}
+
+// peft's get_pattern_key: the first key (in file order) with re.match(rf"(.*\.)?({key})$", module)
+// gives the module's value; none: fallback.
+double pattern_value(const Pattern& pattern, const std::string& module, double fallback, const std::string& file) {
+  for (const auto& [key, value] : pattern) {
+    try {
+      if (std::regex_match(module, std::regex("(.*\\.)?(" + key + ")"))) return value;
+    } catch (const std::regex_error& e) {
+      throw Error(str(file, ": pattern \"", key, "\" is not a regular expression dtune can read (", e.what(), ")"));
+    }
+  }
+  return fallback;
 }
 
 }  // namespace
-
-std::string base_weight_name(const std::string& lora_name) {
-  const std::string prefix = kPrefix;
-  if (lora_name.compare(0, prefix.size(), prefix) != 0) return "";
-  for (const char* suffix : {".lora_A.weight", ".lora_B.weight"}) {
-    if (ends_with(lora_name, suffix) && lora_name.size() > prefix.size() + std::strlen(suffix)) {
-      return lora_name.substr(prefix.size(), lora_name.size() - prefix.size() - std::strlen(suffix)) + ".weight";
-    }
-  }
-  return "";
-}
 
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
@@ -119,7 +115,8 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
                        const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
   DTUNE_CHECK(config.r > 0, "save_peft_adapter(", dir, "): r must be positive, got ", config.r);
   DTUNE_CHECK(!tensors.empty(), "save_peft_adapter(", dir, "): no LoRA tensors to save");
-  check_lora_tensors(tensors, config.r, "save_peft_adapter(" + dir + ")");
+  for (const LoraModuleWeights& m : pair_modules(tensors, "save_peft_adapter(" + dir + ")"))
+    check_rank(m, config.r, "save_peft_adapter(" + dir + ")", "");
   std::vector<std::pair<std::string, at::Tensor>> fp32;
   fp32.reserve(tensors.size());
   for (const auto& [name, t] : tensors) fp32.emplace_back(name, t.detach().to(c10::kCPU, c10::kFloat).contiguous());
@@ -137,7 +134,8 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
   j["modules_to_save"] = nullptr;
   j["peft_type"] = "LORA";
   j["r"] = config.r;
-  j["target_modules"] = config.target_modules;
+  // A list of names, or the one "all-linear" / regex string, as peft's LoraConfig holds it.
+  j["target_modules"] = config.targets_by_pattern() ? json(config.target_modules[0]) : json(config.target_modules);
   j["task_type"] = "CAUSAL_LM";
   if (config.use_rslora) j["use_rslora"] = true;  // peft >= 0.7 only; rsLoRA needs it anyway
 
@@ -173,50 +171,77 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
   DTUNE_CHECK(!io_detail::get_bool(j, "lora_bias", false, cfg_file), cfg_file, ": lora_bias=true is not supported");
   DTUNE_CHECK(!io_detail::get_bool(j, "fan_in_fan_out", false, cfg_file), cfg_file,
               ": fan_in_fan_out=true is not supported (Llama/Qwen2 use nn.Linear)");
-  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+  for (const auto& [key, why] : {std::pair{"modules_to_save", "dtune adapters hold LoRA weights only: fully trained "
+                                               "modules are not applied"},
+                                   std::pair{"trainable_token_indices", "trainable token embeddings are not applied"},
+                                   std::pair{"layer_replication", "dtune does not replicate layers"},
+                                   std::pair{"target_parameters", "LoRA on parameters (not modules) is not applied"}}) {
     DTUNE_CHECK(!j.contains(key) || j.at(key).is_null() || j.at(key).empty(), cfg_file, ": \"", key,
-                "\" (per-module rank/alpha) is not supported; every module must use r and lora_alpha");
+                "\" is not supported (", why, "); merge it with peft (merge_and_unload) or re-train without it");
   }
-  DTUNE_CHECK(!j.contains("modules_to_save") || j.at("modules_to_save").is_null() || j.at("modules_to_save").empty(),
-              cfg_file, ": \"modules_to_save\" is not supported (dtune adapters hold LoRA weights only)");
+  // Per-module rank and alpha (peft's rank_pattern / alpha_pattern), keys in file order.
+  std::ifstream cfg_in(cfg_file);
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(cfg_in);
+  const Pattern rank_pattern = read_pattern(ordered, "rank_pattern", cfg_file);
+  const Pattern alpha_pattern = read_pattern(ordered, "alpha_pattern", cfg_file);
 
   const SafetensorsFile file = SafetensorsFile::open(weights_file);
   for (const auto& [name, entry] : file.entries()) {
-    const std::string norm = strip_adapter_name(name);
-    DTUNE_CHECK(!base_weight_name(norm).empty(), weights_file, ": tensor \"", name, "\" is not a LoRA lora_A/lora_B "
+    const std::optional<PeftLoraKey> key = parse_peft_lora_key(name);
+    DTUNE_CHECK(key.has_value(), weights_file, ": tensor \"", name, "\" is not a LoRA lora_A/lora_B "
                 "weight (embedding LoRA, DoRA magnitudes and biases are not supported)");
-    out.tensors.emplace_back(norm, file.load(name, c10::kFloat, device));
+    out.tensors.emplace_back(peft_lora_key(key->module, key->matrix), file.load(name, c10::kFloat, device));
   }
   DTUNE_CHECK(!out.tensors.empty(), weights_file, ": holds no tensors");
   std::sort(out.tensors.begin(), out.tensors.end(),
             [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
-  check_lora_tensors(out.tensors, c.r, weights_file);
-
-  // target_modules: a list, or a regex string (then taken from the tensor names).
-  if (j.contains("target_modules") && j.at("target_modules").is_array()) {
-    for (const json& m : j.at("target_modules")) {
-      DTUNE_CHECK(m.is_string(), cfg_file, ": target_modules must be a list of strings");
-      c.target_modules.push_back(m.get<std::string>());
-    }
-    std::sort(c.target_modules.begin(), c.target_modules.end());
-  } else {
-    std::set<std::string> names;
-    for (const auto& [name, t] : out.tensors) {
-      const std::string module = module_of(name);
-      names.insert(module.substr(module.rfind('.') + 1));
-    }
-    c.target_modules.assign(names.begin(), names.end());
+  out.modules = pair_modules(out.tensors, weights_file);
+  for (LoraModuleWeights& m : out.modules) {
+    const double r = pattern_value(rank_pattern, m.module, static_cast<double>(c.r), cfg_file);
+    const double alpha = pattern_value(alpha_pattern, m.module, c.alpha, cfg_file);
+    check_rank(m, static_cast<int64_t>(r), weights_file, r == static_cast<double>(c.r) ? "" : " (rank_pattern)");
+    m.scale = lora_scale(alpha, static_cast<int64_t>(r), c.use_rslora);
   }
+
+  // target_modules as the short names of the adapted projections, whatever form the file gives
+  // (a list, a regex, "all-linear", full module paths): the tensors say what is adapted.
+  std::set<std::string> names;
+  for (const LoraModuleWeights& m : out.modules) names.insert(m.module.substr(m.module.rfind('.') + 1));
+  c.target_modules.assign(names.begin(), names.end());
   return out;
 }
 
-at::Tensor lora_delta(const at::Tensor& A, const at::Tensor& B, const AdapterConfig& config) {
-  DTUNE_CHECK(A.dim() == 2 && B.dim() == 2 && B.size(1) == A.size(0), "lora_delta: shapes ", A.sizes(), " and ",
-              B.sizes(), " are not (r, in) and (out, r)");
-  DTUNE_CHECK(config.r > 0, "lora_delta: r must be positive");
-  const double scale = config.use_rslora ? config.alpha / std::sqrt(static_cast<double>(config.r))
-                                         : config.alpha / static_cast<double>(config.r);
-  return at::matmul(B.to(c10::kFloat), A.to(c10::kFloat)).mul_(scale);
+void check_adapter_matches(const LoraOptions& o, const OptionNames& names, const PeftAdapter& adapter,
+                           const std::string& adapter_dir) {
+  const AdapterConfig& a = adapter.config;
+  auto fix = [&](const std::string& option, const auto& mine, const auto& theirs, const std::string& field) {
+    return str("option ", option, " is ", mine, " but the adapter ", adapter_dir, " has ", field, " = ", theirs,
+               ": set ", option, " = ", theirs, " (the run continues from that adapter and saves with the config's value)");
+  };
+  DTUNE_CHECK(o.r == a.r, fix(names("r"), o.r, a.r, "r"));
+  DTUNE_CHECK(o.alpha == a.alpha, fix(names("alpha"), o.alpha, a.alpha, "lora_alpha"));
+  DTUNE_CHECK(o.use_rslora == a.use_rslora, fix(names("use_rslora"), o.use_rslora ? "true" : "false",
+                                                a.use_rslora ? "true" : "false", "use_rslora"));
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& x : v) out += (out.empty() ? "" : ",") + x;
+    return out;
+  };
+  if (o.targets_by_pattern()) {  // all-linear or a regex: every adapted module must be one it selects
+    for (const LoraModuleWeights& m : adapter.modules)
+      DTUNE_CHECK(o.targets(m.module), "option ", names("target_modules"), " is ", o.target_modules[0],
+                  ", which does not select ", m.module, " that the adapter ", adapter_dir, " adapts: set ",
+                  names("target_modules"), " = ", join(a.target_modules));
+  } else {
+    std::vector<std::string> mine = o.target_modules;
+    std::sort(mine.begin(), mine.end());
+    DTUNE_CHECK(mine == a.target_modules, fix(names("target_modules"), join(mine), join(a.target_modules),
+                                              "adapted projections"));
+  }
+  for (const LoraModuleWeights& m : adapter.modules)
+    DTUNE_CHECK(m.rank() == a.r && m.scale == a.scale(), "the adapter ", adapter_dir, " gives ", m.module,
+                " its own rank or alpha (rank_pattern / alpha_pattern: rank ", m.rank(), ", scale ", m.scale,
+                "): dtune trains one r and lora_alpha for every module; start from an adapter without patterns");
 }
 
 }  // namespace dtune

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -15,14 +14,6 @@
 namespace dtune {
 namespace {
 
-const std::set<std::string> kKnownTargets = {"q_proj", "k_proj",    "v_proj", "o_proj",
-                                             "gate_proj", "up_proj", "down_proj"};
-
-std::string short_name(const std::string& path) {
-  const auto dot = path.rfind('.');
-  return dot == std::string::npos ? path : path.substr(dot + 1);
-}
-
 std::string shape_str(at::IntArrayRef shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -31,35 +22,57 @@ std::string shape_str(at::IntArrayRef shape) {
 
 }  // namespace
 
+at::Tensor lora_delta(const at::Tensor& A, const at::Tensor& B, double scale) {
+  DTUNE_CHECK(A.dim() == 2 && B.dim() == 2 && B.size(1) == A.size(0), "lora_delta: shapes ", A.sizes(), " and ",
+              B.sizes(), " are not (r, in) and (out, r)");
+  return at::matmul(B.to(at::kFloat), A.to(at::kFloat)).mul_(scale);
+}
+
+at::Tensor lora_delta(const at::Tensor& A, const at::Tensor& B, const LoraOptions& options) {
+  return lora_delta(A, B, options.scale());
+}
+
 void attach_lora(const NamedLinears& linears, const LoraOptions& options, uint64_t seed) {
-  DTUNE_CHECK(options.r >= 1, "lora.r must be >= 1, got ", options.r);
-  DTUNE_CHECK(options.dropout >= 0.0 && options.dropout < 1.0,
-              "lora.dropout must be in [0, 1), got ", options.dropout);
-  DTUNE_CHECK(!options.target_modules.empty(), "lora.target_modules is empty");
-  for (const auto& t : options.target_modules) {
-    DTUNE_CHECK(kKnownTargets.count(t), "lora.target_modules: unknown module '", t,
-                "'; use any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
-  }
+  validate(options, OptionNames::config_section("lora"));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   int64_t attached = 0;
   for (const auto& [path, linear] : linears) {
-    const std::string name = short_name(path);
-    if (std::find(options.target_modules.begin(), options.target_modules.end(), name) ==
-        options.target_modules.end()) {
-      continue;
-    }
+    if (!options.targets(path)) continue;
     linear->add_adapter(options.r, options.scale(), options.dropout, gen);
     ++attached;
   }
   DTUNE_CHECK(attached > 0, "lora.target_modules matched no layer of the model");
 }
 
+void attach_lora_weights(const NamedLinears& linears, const std::vector<LoraModuleWeights>& modules,
+                         double dropout) {
+  DTUNE_CHECK(!modules.empty(), "attach_lora_weights: the adapter holds no module");
+  std::map<std::string, LoraLinear*> by_path(linears.begin(), linears.end());
+  // Every module is checked before any is attached: a refused adapter leaves the model as it was.
+  std::vector<LoraLinear*> targets;
+  for (const LoraModuleWeights& m : modules) {
+    auto it = by_path.find(m.module);
+    DTUNE_CHECK(it != by_path.end(), "the adapter adapts ", m.module,
+                ", which is not a projection of this model (an adapter for another architecture or depth?)");
+    const LoraLinear& l = *it->second;
+    DTUNE_CHECK(!l.has_adapter(), m.module, " already has an adapter");
+    DTUNE_CHECK(m.a.dim() == 2 && m.b.dim() == 2 && m.b.size(1) == m.a.size(0) && m.a.size(1) == l.in_features() &&
+                    m.b.size(0) == l.out_features(),
+                m.module, ": LoRA weights of shapes ", shape_str(m.a.sizes()), " and ", shape_str(m.b.sizes()),
+                " do not fit its (out, in) = (", l.out_features(), ", ", l.in_features(), "): expected (r, ",
+                l.in_features(), ") and (", l.out_features(), ", r)");
+    targets.push_back(it->second);
+  }
+  for (size_t i = 0; i < modules.size(); ++i)
+    targets[i]->add_adapter(modules[i].a, modules[i].b, modules[i].scale, dropout);
+}
+
 std::vector<std::pair<std::string, at::Tensor>> lora_parameters(const NamedLinears& linears) {
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (const auto& [path, linear] : linears) {
     if (!linear->has_adapter()) continue;
-    params.emplace_back(kPeftPrefix + path + ".lora_A.weight", linear->lora_a());
-    params.emplace_back(kPeftPrefix + path + ".lora_B.weight", linear->lora_b());
+    params.emplace_back(peft_lora_key(path, LoraMatrix::kA), linear->lora_a());
+    params.emplace_back(peft_lora_key(path, LoraMatrix::kB), linear->lora_b());
   }
   return params;
 }

@@ -6,25 +6,11 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include "dtune/config/config.h"
 #include "dtune/core/error.h"
 #include "dtune/lora/cpu_gemv.h"
+#include "dtune/lora/lora_adapter.h"
 
 namespace dtune {
-
-double LoraOptions::scale() const {
-  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
-}
-
-LoraOptions LoraOptions::from_section(const LoraSection& section) {
-  LoraOptions options;
-  options.r = section.r;
-  options.alpha = section.alpha;
-  options.dropout = section.dropout;
-  options.use_rslora = section.use_rslora;
-  options.target_modules = section.target_modules;
-  return options;
-}
 
 LoraLinear::LoraLinear(at::Tensor weight, at::Tensor bias)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
@@ -71,10 +57,24 @@ void LoraLinear::add_adapter(int64_t r, double scale, double dropout, at::Genera
   dropout_ = dropout;
 }
 
+void LoraLinear::add_adapter(const at::Tensor& a, const at::Tensor& b, double scale, double dropout) {
+  DTUNE_CHECK(!has_adapter(), "LoraLinear: an adapter is already attached");
+  DTUNE_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(0) >= 1 && b.size(1) == a.size(0) &&
+                  a.size(1) == in_features() && b.size(0) == out_features(),
+              "LoRA weights of shapes ", a.sizes(), " and ", b.sizes(), " do not fit a layer of (out, in) = (",
+              out_features(), ", ", in_features(), "): expected (r, ", in_features(), ") and (", out_features(), ", r)");
+  at::NoGradGuard no_grad;
+  const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(weight_.device());
+  lora_a_ = a.to(fp32, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
+  lora_b_ = b.to(fp32, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
+  scale_ = scale;
+  dropout_ = dropout;
+}
+
 void LoraLinear::merge_adapter() {
   if (!has_adapter()) return;
   at::NoGradGuard no_grad;
-  const at::Tensor delta = at::matmul(lora_b_.detach(), lora_a_.detach()) * scale_;  // (out, in)
+  const at::Tensor delta = lora_delta(lora_a_.detach(), lora_b_.detach(), scale_);  // (out, in) fp32
   weight_ = (weight_.to(at::kFloat) + delta).to(weight_.scalar_type());
   lora_a_ = at::Tensor();
   lora_b_ = at::Tensor();

@@ -31,9 +31,9 @@
 #include "dtune/dist/slurm_step.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
+#include "dtune/io/dtype_names.h"
 #include "dtune/io/peft_adapter.h"
 #include "dtune/io/safetensors.h"
-#include "dtune/lora/lora_linear.h"
 #include "dtune/model/decoder.h"
 #include "dtune/tokenizer/tokenizer.h"
 #include "dtune/train/adamw.h"
@@ -61,19 +61,9 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-c10::ScalarType precision_dtype(const std::string& p) {
-  if (p == "fp16") return at::kHalf;
-  if (p == "bf16") return at::kBFloat16;
-  return at::kFloat;
-}
-
 AdapterConfig adapter_config(const Config& c) {
   AdapterConfig a;
-  a.r = c.lora.r;
-  a.alpha = c.lora.alpha;
-  a.dropout = c.lora.dropout;
-  a.target_modules = c.lora.target_modules;
-  a.use_rslora = c.lora.use_rslora;
+  static_cast<LoraOptions&>(a) = c.lora;
   a.base_model_name_or_path = c.model.path;
   return a;
 }
@@ -333,7 +323,7 @@ void Recipe::setup_data() {
 // The base model on this rank's device, the LoRA adapter (the same on every rank), the bucket.
 void Recipe::setup_model() {
   DecoderOptions model_opts;
-  model_opts.dtype = precision_dtype(cfg_.train.precision);
+  model_opts.dtype = dtype_from_name(cfg_.train.precision, "train.precision");
   model_opts.device = device_;
   model_opts.activation_checkpointing = cfg_.train.gradient_checkpointing;
   model_opts.checkpoint_every = cfg_.train.activation_checkpoint_every;
@@ -369,8 +359,13 @@ void Recipe::setup_model() {
   comm_->set_phase("setup: every rank loaded the model");
   comm_->barrier();
   comm_->set_phase("setup");
-  model_->add_lora(LoraOptions::from_section(cfg_.lora), cfg_.train.seed);
-  if (!cfg_.lora.init_adapter.empty()) model_->load_lora(load_peft_adapter(cfg_.lora.init_adapter, device_).tensors);
+  if (cfg_.lora.init_adapter.empty()) {
+    model_->add_lora(cfg_.lora, cfg_.train.seed);
+  } else {  // the one adapter loader; the saved modules with their values (the config must agree)
+    const PeftAdapter init = load_peft_adapter(cfg_.lora.init_adapter, device_);
+    check_adapter_matches(cfg_.lora, OptionNames::config_section("lora"), init, cfg_.lora.init_adapter);
+    attach_lora_weights(model_->named_linears(), init.modules, cfg_.lora.dropout);
+  }
   matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
   bucket_.emplace(model_->lora_parameters());
   comm_->broadcast(bucket_->params(), 0);  // every rank starts from rank 0's adapter, bit for bit
@@ -690,13 +685,7 @@ void Recipe::run_generation_test() {
   model_->set_training(false);
   const Tokenizer tokenizer = Tokenizer::load(cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer);
   const FormattedPrompt prompt = format_prompt(cfg_.generate.prompt_template, cfg_.generate.prompt, cfg_.model.path);
-  GenerateOptions gen;
-  gen.max_new_tokens = cfg_.generate.max_new_tokens;
-  gen.sampling.temperature = cfg_.generate.temperature;
-  gen.sampling.top_p = cfg_.generate.top_p;
-  gen.sampling.top_k = cfg_.generate.top_k;
-  gen.sampling.repetition_penalty = cfg_.generate.repetition_penalty;
-  gen.sampling.seed = cfg_.generate.seed;
+  GenerateOptions gen = cfg_.generate;  // the [generate] knobs are GenerateOptions
   gen.add_special_tokens = prompt.add_special_tokens;
   if (lockstep()) {
     gen.agree_tokens = [this](at::Tensor& ids) {

@@ -1,6 +1,7 @@
 // Tests INI + override parsing, unknown keys, value errors and the format/load round trip.
 #include "dtune/config/config_parser.h"
 
+#include <boost/program_options.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "dtune/core/error.h"
+#include "dtune/core/option_field.h"
 
 namespace fs = std::filesystem;
 using dtune::Config;
@@ -49,7 +51,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_recipe) {
   BOOST_TEST(c.train.gradient_accumulation_steps == 4);
   BOOST_TEST(c.data.micro_batch_size == 2);
   BOOST_TEST(c.train.max_grad_norm == 0.3);
-  BOOST_TEST(c.generate.repetition_penalty == 1.15);
+  BOOST_TEST(c.generate.sampling.repetition_penalty == 1.15);
 }
 
 BOOST_AUTO_TEST_CASE(ini_then_overrides_in_order) {
@@ -134,4 +136,73 @@ BOOST_AUTO_TEST_CASE(a_renamed_key_names_its_new_name) {
                 "rename it"});
   BOOST_TEST(load_config("", {"--train.collective_timeout=30"}).train.collective_timeout == 30.0);
   fs::remove(old_timeout);
+}
+
+// [lora] and [generate] bind the modules' option definitions (LoraOptions, GenerateOptions): each
+// field is the config key "section.key" with the field's own help, and its default is the struct's.
+BOOST_AUTO_TEST_CASE(sections_bind_the_module_option_definitions) {
+  const auto desc = dtune::config_options_description();
+  Config c = load_config("", {});
+  const dtune::LoraOptions lora_defaults;
+  const dtune::GenerateOptions generate_defaults;
+  auto check = [&](const std::string& section, const auto& fields, auto& bound, const auto& defaults) {
+    for (const auto& f : fields) {
+      const std::string name = section + "." + f.key;
+      const auto* o = desc.find_nothrow(name, /*approx=*/false);
+      BOOST_TEST_REQUIRE(o != nullptr, name);
+      BOOST_TEST(o->description() == std::string(f.help), name);
+      std::visit([&](const auto& ref) {
+        using Options = std::decay_t<decltype(defaults)>;
+        BOOST_TEST((ref(bound) == ref(const_cast<Options&>(defaults))), name << " default");
+      }, f.access);
+    }
+  };
+  check("lora", dtune::LoraOptions::fields(), static_cast<dtune::LoraOptions&>(c.lora), lora_defaults);
+  check("generate", dtune::GenerateOptions::fields(), static_cast<dtune::GenerateOptions&>(c.generate),
+        generate_defaults);
+  // A key sets the module's field.
+  c = load_config("", {"--generate.top_k=50", "--lora.use_rslora=true"});
+  BOOST_TEST(c.generate.sampling.top_k == 50);
+  BOOST_TEST(c.lora.scale() == 16.0 / 2.0);  // alpha / sqrt(r), r = 4
+}
+
+// One validator per options struct; its messages name the option as the caller spells it, and
+// the config and the command line apply the same rule (top_p = 0 was accepted by `dtune generate
+// --top-p 0` and refused as generate.top_p).
+BOOST_AUTO_TEST_CASE(one_validator_names_the_option_as_the_caller_spells_it) {
+  dtune::GenerateOptions g;
+  g.sampling.top_p = 0;
+  expect_error([&] { dtune::validate(g, dtune::OptionNames::config_section("generate")); },
+               {"option generate.top_p", "(0, 1]", "got 0"});
+  expect_error([&] { dtune::validate(g); }, {"option --top-p", "(0, 1]", "got 0"});
+  Config c = load_config("", {"--data.path=x.h5", "--train.precision=fp32", "--generate.top_p=0"});
+  expect_error([&] { dtune::validate(c); }, {"option generate.top_p", "(0, 1]"});
+  g = {};
+  g.max_new_tokens = 0;
+  expect_error([&] { dtune::validate(g); }, {"option --max-new-tokens must be >= 1"});
+  dtune::LoraOptions l;
+  l.r = 0;
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::config_section("lora")); }, {"option lora.r must be > 0"});
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::command_line()); }, {"option --r must be > 0"});
+  l = {};
+  l.target_modules = {"q_proj", "qkv"};
+  expect_error([&] { dtune::validate(l, dtune::OptionNames::config_section("lora")); },
+               {"option lora.target_modules: unknown module 'qkv'"});
+}
+
+// lora.target_modules takes peft's forms: names, all-linear, or one regex over module paths.
+BOOST_AUTO_TEST_CASE(lora_target_modules_take_peft_forms) {
+  for (const char* targets : {"all-linear", ".*\\.(q_proj|v_proj)", "q_proj,k_proj"}) {
+    const Config c = load_config("", {"--data.path=x.h5", "--train.precision=fp32",
+                                      std::string("--lora.target_modules=") + targets});
+    BOOST_CHECK_NO_THROW(dtune::validate(c));
+  }
+  const Config c = load_config("", {"--lora.target_modules=.*\\.(q_proj|v_proj)"});
+  BOOST_TEST(c.lora.targets("model.layers.3.self_attn.v_proj"));
+  BOOST_TEST(!c.lora.targets("model.layers.3.self_attn.k_proj"));
+  BOOST_TEST(load_config("", {"--lora.target_modules=all-linear"}).lora.targets("model.layers.0.mlp.down_proj"));
+  BOOST_TEST(load_config("", {}).lora.targets("model.layers.0.self_attn.q_proj"));
+  BOOST_TEST(!load_config("", {}).lora.targets("model.layers.0.mlp.up_proj"));
+  Config bad = load_config("", {"--data.path=x.h5", "--train.precision=fp32", "--lora.target_modules=(q_proj"});
+  expect_error([&] { dtune::validate(bad); }, {"option lora.target_modules", "(q_proj"});
 }

@@ -58,8 +58,8 @@ BOOST_AUTO_TEST_CASE(rejects_bad_values) {
       {"train.collective_timeout", [](Config& c) { c.train.collective_timeout = 0; }},
       {"train.adam_beta2", [](Config& c) { c.train.adam_beta2 = 1.0; }},
       {"checkpoint.keep_last", [](Config& c) { c.checkpoint.keep_last = 0; }},
-      {"generate.top_p", [](Config& c) { c.generate.top_p = 0; }},
-      {"generate.temperature", [](Config& c) { c.generate.temperature = -0.1; }},
+      {"generate.top_p", [](Config& c) { c.generate.sampling.top_p = 0; }},
+      {"generate.temperature", [](Config& c) { c.generate.sampling.temperature = -0.1; }},
       {"generate.prompt_template", [](Config& c) { c.generate.prompt_template = "alpaca"; }},
       {"log.progress", [](Config& c) { c.log.progress = "fancy"; }},
   };

@@ -13,6 +13,8 @@
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
+#include "dtune/core/option_field.h"
+#include "dtune/generate/generate_options.h"
 #include "dtune/tokenizer/tokenizer.h"
 
 namespace {
@@ -33,6 +35,17 @@ Result run(const std::string& args) {
   const int raw = pclose(pipe);
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
+}
+
+// `dtune config --help` (the config keys and their help), stdout.
+std::string run_config_help() {
+  std::string out;
+  FILE* pipe = popen((std::string(DTUNE_BINARY) + " config --help").c_str(), "r");
+  BOOST_REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buf;
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0;) out.append(buf.data(), n);
+  BOOST_TEST(pclose(pipe) == 0);
+  return out;
 }
 
 // transformers' greedy ids for prompt 0, first n, without the EOS.
@@ -81,4 +94,29 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_bad_values_exit_1) {
   BOOST_TEST(run("--model " + kModelDir + " --prompt a --input b 2>/dev/null").status == 2);
   BOOST_TEST(run("--model " + kModelDir + " --prompt a --top-p 2 2>/dev/null").status == 1);
   BOOST_TEST(run("--help").status == 0);
+}
+
+// The sampling flags are the [generate] config keys' definitions (generate_options.h): the same
+// rule (top_p = 0 is refused by both, naming the flag here), the same help and default.
+BOOST_AUTO_TEST_CASE(flags_share_the_generate_config_definitions) {
+  const Result zero = run("--model " + kModelDir + " --prompt a --top-p 0 2>&1");
+  BOOST_TEST(zero.status == 1);
+  BOOST_TEST(zero.out.find("option --top-p must be in (0, 1]") != std::string::npos, zero.out);
+  // --help wraps long lines: compare with runs of white space folded.
+  auto fold = [](const std::string& s) {
+    std::string out;
+    for (char c : s) {
+      const bool space = c == ' ' || c == '\n' || c == '\t';
+      if (!(space && !out.empty() && out.back() == ' ')) out += space ? ' ' : c;
+    }
+    return out;
+  };
+  const std::string help = fold(run("--help").out);
+  const std::string config_help = fold(run_config_help());
+  for (const auto& f : dtune::GenerateOptions::fields()) {
+    BOOST_TEST(help.find("--" + dtune::flag_name(f.key) + " arg") != std::string::npos, f.key);
+    BOOST_TEST(help.find(f.help) != std::string::npos, f.key << " help");
+    BOOST_TEST(config_help.find("--generate." + std::string(f.key) + " arg") != std::string::npos, f.key);
+    BOOST_TEST(config_help.find(f.help) != std::string::npos, f.key << " config help");
+  }
 }

@@ -2,6 +2,8 @@
 // exact tensors peft held in memory, and dtune-saved adapters load in PeftModel.from_pretrained.
 #include "dtune/io/peft_adapter.h"
 
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/allclose.h>
 #include <ATen/ops/equal.h>
@@ -11,10 +13,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "dtune/core/error.h"
+#include "dtune/generate/generator.h"
 #include "dtune/io/safetensors.h"
+#include "dtune/model/decoder.h"
 #include "io_test_util.h"
 
 namespace dtune {
@@ -39,9 +45,250 @@ void expect_load_error(const std::string& dir, const std::string& why) {
   }
 }
 
+// One adapter folder per form peft writes (peft_oracle.py make_variants), on one tiny Llama base,
+// each with PeftModel.from_pretrained's logits; made once per test run.
+const std::string& peft_variants() {
+  static test::TempDir dir;
+  static const bool made = [] {
+    test::run_python("tests/io/oracles/peft_oracle.py make_variants '" + dir.path() + "' >&2");
+    return true;
+  }();
+  (void)made;
+  return dir.path();
+}
+
+const char* const kVariants[] = {"layers", "layers_pattern", "regex", "all_linear", "patterns", "rslora_patterns",
+                                 "old_default_names"};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(peft_adapter)
+
+// Every form loads through the one loader into the modules peft adapted, each with peft's rank and
+// scale, and `dtune generate --adapter`'s path (load_adapter_into) gives PeftModel's logits.
+// Tolerance: fp32 forward on both sides, summation order only: 1e-5 of the logit scale.
+BOOST_AUTO_TEST_CASE(every_peft_form_gives_peftmodel_logits) {
+  const std::string root = peft_variants();
+  const at::Tensor ids = at::tensor(std::vector<int64_t>{3, 17, 42, 9, 100, 7}).unsqueeze(0);
+  const at::Tensor positions = at::arange(6, at::kLong).unsqueeze(0);
+  for (const char* v : kVariants) {
+    BOOST_TEST_CONTEXT(v) {
+      Decoder d = Decoder::load(root + "/base_llama");
+      load_adapter_into(d, root + "/" + v);
+      at::NoGradGuard no_grad;
+      const at::Tensor logits = d.logits(d.forward_hidden(ids, positions, AttentionMask::causal()))[0];
+      const at::Tensor want = SafetensorsFile::open(root + "/" + v + "_logits.safetensors").load("logits", c10::kFloat, kCpu);
+      const double scale = std::max(1.0, want.abs().max().item<double>());
+      BOOST_TEST((logits - want).abs().max().item<double>() / scale < 1e-5);
+      const at::Tensor base = [&] {
+        Decoder plain = Decoder::load(root + "/base_llama");
+        return plain.logits(plain.forward_hidden(ids, positions, AttentionMask::causal()))[0];
+      }();
+      BOOST_TEST((base - want).abs().max().item<double>() / scale > 1e-4);  // the adapter really acts
+    }
+  }
+  // Which modules, ranks and scales (peft: r/alpha_pattern by get_pattern_key; rsLoRA alpha/sqrt(r)).
+  auto module = [&](const PeftAdapter& a, const std::string& path) -> const LoraModuleWeights& {
+    for (const LoraModuleWeights& m : a.modules)
+      if (m.module == path) return m;
+    BOOST_FAIL("no module " << path);
+    return a.modules.front();
+  };
+  const PeftAdapter layers = load_peft_adapter(root + "/layers", kCpu);
+  BOOST_TEST(layers.modules.size() == 2u);  // layers_to_transform = [0]: q and v of layer 0 only
+  BOOST_TEST(module(layers, "model.layers.0.self_attn.q_proj").scale == 16.0 / 4.0);
+  const PeftAdapter all = load_peft_adapter(root + "/all_linear", kCpu);
+  BOOST_TEST(all.modules.size() == 14u);  // 7 projections x 2 layers, not lm_head
+  const PeftAdapter p = load_peft_adapter(root + "/patterns", kCpu);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.q_proj").rank() == 4);
+  BOOST_TEST(module(p, "model.layers.1.self_attn.q_proj").rank() == 6);
+  BOOST_TEST(module(p, "model.layers.1.self_attn.q_proj").scale == 8.0 / 6.0);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.v_proj").rank() == 2);
+  BOOST_TEST(module(p, "model.layers.0.self_attn.v_proj").scale == 8.0 / 2.0);
+  BOOST_TEST(module(p, "model.layers.1.mlp.up_proj").scale == 3.0 / 4.0);
+  const PeftAdapter rs = load_peft_adapter(root + "/rslora_patterns", kCpu);
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.k_proj").scale == 16.0 / std::sqrt(2.0));
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.o_proj").scale == 5.0 / std::sqrt(8.0));
+  BOOST_TEST(module(rs, "model.layers.0.self_attn.q_proj").scale == 16.0 / std::sqrt(8.0));
+}
+
+// `dtune merge` on every form gives merge_and_unload()'s weights (fp32: within 1e-6, as
+// merge_test's llama case) and copies every other weight bit for bit.
+BOOST_AUTO_TEST_CASE(every_peft_form_merges_as_merge_and_unload) {
+  const std::string root = peft_variants();
+  test::TempDir dir;
+  std::string pairs;  // "ADAPTER MERGED ..." for one oracle process
+  for (const char* v : kVariants) {
+    const std::string out = dir / (std::string(v) + "_merged");
+    std::string log;
+    BOOST_REQUIRE_MESSAGE(test::run_command(std::string("'") + DTUNE_BINARY + "' merge --model '" + root +
+                                                "/base_llama' --adapter '" + root + "/" + v + "' --output '" + out + "'",
+                                            &log) == 0, v << ": " << log);
+    pairs += " '" + root + "/" + v + "' '" + out + "'";
+  }
+  std::istringstream lines(test::run_python("tests/io/oracles/peft_oracle.py check_merges '" + root + "/base_llama'" + pairs));
+  for (const char* v : kVariants) {
+    BOOST_TEST_CONTEXT(v) {
+      std::string line;
+      BOOST_REQUIRE(std::getline(lines, line));
+      const json r = json::parse(line);
+      BOOST_TEST(r["missing"].empty());
+      BOOST_TEST(r["max_delta"].get<double>() > 1e-3);
+      BOOST_TEST(r["max_abs"]["lora_targets"].get<double>() < 1e-6);
+      BOOST_TEST(r["max_abs"]["other"].get<double>() == 0.0);
+    }
+  }
+}
+
+// lora.target_modules in peft's forms adapts what peft adapts: a fresh dtune adapter with a peft
+// adapter's regex / "all-linear" / list targets has exactly its modules and shapes; saved with a
+// pattern, the folder loads in PeftModel with every tensor.
+BOOST_AUTO_TEST_CASE(target_modules_forms_adapt_what_peft_adapts) {
+  const std::string root = peft_variants();
+  struct Case {
+    const char* variant;
+    std::vector<std::string> targets;
+    int64_t r;
+  };
+  const Case cases[] = {{"regex", {".*\\.(k_proj|o_proj)$"}, 4},
+                        {"all_linear", {"all-linear"}, 2},
+                        {"old_default_names", {"q_proj", "v_proj"}, 4}};
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.variant) {
+      Decoder d = Decoder::load(root + "/base_llama");
+      LoraOptions o;
+      o.r = c.r;
+      o.target_modules = c.targets;
+      BOOST_CHECK_NO_THROW(validate(o, OptionNames::config_section("lora")));
+      d.add_lora(o, 0);
+      const PeftAdapter peft = load_peft_adapter(root + "/" + c.variant, kCpu);
+      std::map<std::string, std::vector<int64_t>> mine, theirs;
+      for (const auto& [name, t] : d.lora_parameters()) mine[name] = t.sizes().vec();
+      for (const auto& [name, t] : peft.tensors) theirs[name] = t.sizes().vec();
+      BOOST_TEST((mine == theirs));
+      if (std::string(c.variant) == "all_linear") {
+        test::TempDir dir;
+        AdapterConfig cfg;
+        static_cast<LoraOptions&>(cfg) = o;
+        cfg.base_model_name_or_path = root + "/base_llama";
+        std::vector<std::pair<std::string, at::Tensor>> tensors;
+        for (const auto& [name, t] : d.lora_parameters()) tensors.emplace_back(name, t.detach().clone());
+        save_peft_adapter(dir / "adapter", cfg, tensors);
+        const json written = json::parse(test::read_file(dir / "adapter/adapter_config.json"));
+        BOOST_TEST(written["target_modules"] == "all-linear");
+        const json py = json::parse(test::run_python("tests/io/oracles/peft_oracle.py check_adapter '" + root +
+                                                     "/base_llama' '" + (dir / "adapter") + "' '" +
+                                                     (dir / "peft.safetensors") + "'"));
+        BOOST_TEST(py["n_lora_params"] == tensors.size());
+      }
+    }
+  }
+}
+
+// lora.init_adapter: the config must say the adapter's r, alpha, rsLoRA and projections; a
+// contradiction names the option and both values; per-module ranks cannot be trained on.
+BOOST_AUTO_TEST_CASE(init_adapter_config_must_match_the_adapter) {
+  const std::string root = peft_variants();
+  const std::string dir = root + "/layers";  // r = 4, lora_alpha = 16, q_proj + v_proj of layer 0
+  const PeftAdapter a = load_peft_adapter(dir, kCpu);
+  const OptionNames names = OptionNames::config_section("lora");
+  LoraOptions o;  // the defaults: r = 4, alpha = 16, q_proj, v_proj
+  BOOST_CHECK_NO_THROW(check_adapter_matches(o, names, a, dir));
+  auto expect = [&](const LoraOptions& bad, const std::string& why) {
+    try {
+      check_adapter_matches(bad, names, a, dir);
+      BOOST_ERROR("no Error for " << why);
+    } catch (const Error& e) {
+      BOOST_CHECK_MESSAGE(std::string(e.what()).find(why) != std::string::npos, e.what() << " lacks " << why);
+    }
+  };
+  LoraOptions bad = o;
+  bad.r = 8;
+  expect(bad, "option lora.r is 8 but the adapter " + dir + " has r = 4");
+  bad = o;
+  bad.alpha = 32;
+  expect(bad, "option lora.alpha is 32 but the adapter " + dir + " has lora_alpha = 16");
+  bad = o;
+  bad.use_rslora = true;
+  expect(bad, "option lora.use_rslora is true");
+  bad = o;
+  bad.target_modules = {"q_proj", "k_proj", "v_proj"};
+  expect(bad, "option lora.target_modules is k_proj,q_proj,v_proj but the adapter " + dir +
+                  " has adapted projections = q_proj,v_proj");
+  bad = o;
+  bad.target_modules = {".*q_proj"};
+  expect(bad, "does not select model.layers.0.self_attn.v_proj");
+  bad = o;
+  bad.target_modules = {"all-linear"};
+  BOOST_CHECK_NO_THROW(check_adapter_matches(bad, names, a, dir));
+  const PeftAdapter p = load_peft_adapter(root + "/patterns", kCpu);
+  LoraOptions pat;
+  pat.r = 4;
+  pat.alpha = 8;
+  pat.target_modules = {"q_proj", "up_proj", "v_proj"};
+  BOOST_CHECK_EXCEPTION(check_adapter_matches(pat, names, p, root + "/patterns"), Error, [](const Error& e) {
+    return std::string(e.what()).find("rank_pattern / alpha_pattern") != std::string::npos;
+  });
+}
+
+// An adapter for another architecture (GPT-2's c_attn) is refused by generate's and merge's paths,
+// naming the module, before any weight changes.
+BOOST_AUTO_TEST_CASE(an_adapter_for_another_architecture_is_refused) {
+  const std::string root = peft_variants();
+  test::TempDir dir;
+  const std::string adapter = dir / "gpt2";
+  const std::string pre = "base_model.model.transformer.h.0.attn.c_attn.";
+  AdapterConfig cfg;
+  cfg.r = 2;
+  cfg.target_modules = {".*c_attn"};
+  save_peft_adapter(adapter, cfg, {{pre + "lora_A.weight", at::randn({2, 64})}, {pre + "lora_B.weight", at::randn({192, 2})}});
+  Decoder d = Decoder::load(root + "/base_llama");
+  BOOST_CHECK_EXCEPTION(load_adapter_into(d, adapter), Error, [](const Error& e) {
+    return std::string(e.what()).find("transformer.h.0.attn.c_attn, which is not a projection of this model") !=
+           std::string::npos;
+  });
+  BOOST_TEST(d.num_lora_parameters() == 0);
+  std::string log;
+  BOOST_TEST(test::run_command(std::string("'") + DTUNE_BINARY + "' merge --model '" + root + "/base_llama' --adapter '" +
+                               adapter + "' --output '" + (dir / "merged") + "'", &log) != 0);
+  BOOST_TEST(log.find("\"transformer.h.0.attn.c_attn.weight\" but the base model has no such weight") !=
+             std::string::npos, log);
+  BOOST_TEST(!std::filesystem::exists(dir / "merged"));
+}
+
+// What dtune cannot apply is refused before any work, naming the field and what to do.
+BOOST_AUTO_TEST_CASE(refuses_what_it_cannot_apply_naming_the_field) {
+  test::TempDir dir;
+  const at::Tensor a = at::randn({2, 6}), b = at::randn({5, 2});
+  const std::string pre = "base_model.model.model.layers.0.self_attn.q_proj.";
+  const json cfg = {{"peft_type", "LORA"}, {"r", 2}, {"lora_alpha", 4}, {"target_modules", {"q_proj"}}};
+  int n = 0;
+  auto expect_refused = [&](json bad, const std::string& why) {
+    const std::string sub = "bad" + std::to_string(n++);
+    std::filesystem::create_directories(dir / sub);
+    test::write_file(dir / (sub + "/adapter_config.json"), bad.dump());
+    save_safetensors(dir / (sub + "/adapter_model.safetensors"), {{pre + "lora_A.weight", a}, {pre + "lora_B.weight", b}});
+    expect_load_error(dir / sub, why);
+  };
+  json bad = cfg;
+  bad["fan_in_fan_out"] = true;
+  expect_refused(bad, "fan_in_fan_out");
+  bad = cfg;
+  bad["bias"] = "all";
+  expect_refused(bad, "bias \"all\"");
+  bad = cfg;
+  bad["modules_to_save"] = {"lm_head"};
+  expect_refused(bad, "\"modules_to_save\" is not supported");
+  bad = cfg;
+  bad["layer_replication"] = {{0, 1}};
+  expect_refused(bad, "\"layer_replication\" is not supported");
+  bad = cfg;
+  bad["lora_bias"] = true;
+  expect_refused(bad, "lora_bias");
+  bad = cfg;
+  bad["rank_pattern"] = {{"q_proj", 3}};  // the tensors have rank 2
+  expect_refused(bad, "r = 3 (rank_pattern)");
+}
 
 // peft get_peft_model + save_pretrained -> dtune: same config, same tensors bit for bit.
 BOOST_AUTO_TEST_CASE(loads_peft_saved_adapters_exactly) {

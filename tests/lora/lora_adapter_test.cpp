@@ -175,11 +175,11 @@ BOOST_AUTO_TEST_CASE(options_from_config_and_rslora_scale) {
   s.alpha = 32;
   s.use_rslora = true;
   s.target_modules = {"q_proj"};
-  const LoraOptions o = LoraOptions::from_section(s);
+  const LoraOptions o = s;  // the [lora] section is LoraOptions (+ init_adapter)
   BOOST_TEST(o.scale() == 32.0 / 4.0);
   s.use_rslora = false;
-  BOOST_TEST(LoraOptions::from_section(s).scale() == 2.0);
-  BOOST_TEST(LoraOptions::from_section(s).dropout == 0.1);
+  BOOST_TEST(LoraOptions(s).scale() == 2.0);
+  BOOST_TEST(LoraOptions(s).dropout == 0.1);
 }
 
 // bf16 base: adapter masters stay fp32 and receive fp32 gradients through the bf16 LoRA path;

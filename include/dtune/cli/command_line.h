@@ -4,10 +4,15 @@
 
 #include <boost/program_options.hpp>
 
+#include <charconv>
 #include <functional>
 #include <optional>
 #include <string>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
+
+#include "dtune/core/option_field.h"
 
 namespace dtune::cli {
 
@@ -33,5 +38,32 @@ std::optional<int> parse_args(const CommandLine& cl, int argc, char** argv, po::
 // command line (e.g. --config without a value) prints "dtune NAME: ..." and returns kExitUsage.
 std::optional<int> parse_args_with_overrides(const char* name, const po::options_description& own, int argc,
                                              char** argv, po::variables_map& vm, std::vector<std::string>& overrides);
+
+// Adds every field of an options struct as a flag "--key" ('_' written '-') bound to options:
+// the field's help, its default the struct's current value (shown by --help). The same
+// definitions the config binds as "section.key" (core/option_field.h). Text fields only as
+// int64 / uint64 / double / string / bool values; list fields are not flags (std::logic_error).
+template <class Options>
+void add_option_fields(po::options_description& desc, Options& options,
+                       const std::vector<OptionField<Options>>& fields) {
+  for (const OptionField<Options>& f : fields) {
+    const std::string flag = flag_name(f.key);
+    std::visit(
+        [&](const auto& ref) {
+          auto& field = ref(options);
+          using T = std::remove_reference_t<decltype(field)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            throw std::logic_error("add_option_fields: list field " + flag + " is not a flag");
+          } else if constexpr (std::is_same_v<T, double>) {  // shown as written: 0.95, not 0.94999999999999996
+            char text[32];
+            const auto end = std::to_chars(text, text + sizeof(text), field).ptr;
+            desc.add_options()(flag.c_str(), po::value<T>(&field)->default_value(field, std::string(text, end)), f.help);
+          } else {
+            desc.add_options()(flag.c_str(), po::value<T>(&field)->default_value(field), f.help);
+          }
+        },
+        f.access);
+  }
+}
 
 }  // namespace dtune::cli

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "dtune/generate/generate_options.h"
+#include "dtune/lora/lora_options.h"
+
 namespace dtune {
 
 // [model]: which Hugging Face model folder to fine-tune.
@@ -19,13 +22,10 @@ struct ModelSection {
   std::string attention = "auto";
 };
 
-// [lora]: the adapter. Defaults are the recipe's (PEFT LoraConfig r=4, alpha=16, dropout=0.1).
-struct LoraSection {
-  int64_t r = 4;                                          // adapter rank
-  double alpha = 16.0;                                    // scale = alpha / r (or / sqrt(r))
-  double dropout = 0.1;                                   // dropout on the adapter input
-  std::vector<std::string> target_modules{"q_proj", "v_proj"};  // any of q,k,v,o,gate,up,down_proj
-  bool use_rslora = false;                                // scale = alpha / sqrt(r)
+// [lora]: the adapter. Its hyper-parameters are LoraOptions (lora/lora_options.h: the one
+// definition of lora.r, alpha, dropout, target_modules, use_rslora, with their defaults, help and
+// validation); the config adds where to start from.
+struct LoraSection : LoraOptions {
   std::string init_adapter;  // PEFT adapter folder to start from; empty = fresh (B = 0)
 };
 
@@ -92,20 +92,16 @@ struct CheckpointSection {
   std::string resume;                  // "" = fresh run | "latest" | path to checkpoint-STEP
 };
 
-// [generate]: the sampled generation test after training (recipe's sampling knobs).
-struct GenerateSection {
+// [generate]: the sampled generation test after training. Its knobs (max_new_tokens and the
+// sampling options) are GenerateOptions (generate/generate_options.h), the same definitions as
+// `dtune generate`'s flags; the config adds whether to run it and on which prompt.
+struct GenerateSection : GenerateOptions {
   bool enabled = true;                 // run it on rank 0 at the end of `dtune train`
   std::string prompt =
       "A 45-year-old presents with sudden, sharp chest pain that worsens on deep breathing, "
       "with shortness of breath and anxiety. What is the most likely diagnosis, and which tests "
       "should be ordered at once?";
   std::string prompt_template = "recipe";  // how the prompt is wrapped: recipe | r1-chat | chat | none
-  int64_t max_new_tokens = 512;
-  double temperature = 0.6;            // 0 = greedy
-  double top_p = 0.95;                 // nucleus mass; 1 = off
-  int64_t top_k = 0;                   // 0 = off
-  double repetition_penalty = 1.15;    // 1 = off
-  uint64_t seed = 0;                   // sampling seed
 };
 
 // [log]: what the user watches.

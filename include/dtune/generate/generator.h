@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dtune/generate/generate_options.h"  // GenerateOptions
 #include "dtune/generate/sampling.h"
 
 namespace at {
@@ -18,23 +19,6 @@ namespace dtune {
 
 class Decoder;
 class Tokenizer;
-
-// Defaults are the recipe's generation test (max_new_tokens 512, T 0.6, top-p 0.95, top-k off,
-// repetition penalty 1.15). Set sampling.temperature = 0 for greedy decoding.
-struct GenerateOptions {
-  int64_t max_new_tokens = 512;    // generated tokens per prompt, EOS included
-  SamplingOptions sampling;        // processors and seed (see sampling.h)
-  bool add_special_tokens = true;  // encode prompts with the tokenizer's special tokens (BOS);
-                                   // false for text that carries them (format_prompt says which)
-  bool stop_at_eos = true;         // stop a row at any id of ModelConfig::eos_token_ids
-  // Called with each step's chosen ids, (B) int64 on the host, before they are used; may
-  // overwrite them. A distributed caller whose ranks generate together (sharded weights) makes
-  // every rank take rank 0's choice here (a broadcast). Empty = the ids as chosen.
-  std::function<void(at::Tensor& ids)> agree_tokens;
-};
-
-// Throws dtune::Error naming the option ("--max-new-tokens must be >= 1").
-void validate(const GenerateOptions& options);
 
 // Wall time and token counts of one generate_ids() call.
 struct GenerateStats {
@@ -86,7 +70,8 @@ std::string generate_text(Decoder& decoder, const Tokenizer& tokenizer, const st
                           const std::function<void(std::string_view)>& on_text = {},
                           GenerateStats* stats = nullptr);
 
-// Loads a PEFT adapter folder onto decoder (attach with its config, then copy the weights).
+// Loads a PEFT adapter folder onto decoder (load_peft_adapter, the one loader): each saved module
+// gets its adapter with its rank and scale; the other projections stay plain.
 // Throws dtune::Error naming the adapter folder when its shapes or targets do not fit the model.
 void load_adapter_into(Decoder& decoder, const std::string& adapter_dir);
 

@@ -4,24 +4,14 @@
 
 #include <cstdint>
 
+#include "dtune/generate/generate_options.h"  // SamplingOptions
+
 namespace at {
 class Tensor;
 struct Generator;
 }  // namespace at
 
 namespace dtune {
-
-// The recipe's sampling knobs. Defaults are the recipe's; temperature 0 means greedy.
-struct SamplingOptions {
-  double temperature = 0.6;          // > 0 samples from softmax(logits / T); 0 = greedy (argmax)
-  double top_p = 0.95;               // nucleus mass in (0, 1]; 1 = off. Ignored when greedy
-  int64_t top_k = 0;                 // keep the k largest logits (ties kept); 0 = off. Ignored when greedy
-  double repetition_penalty = 1.15;  // > 0; 1 = off. Applies to every id already in the sequence
-  uint64_t seed = 0;                 // seeds the CPU generator that draws the samples
-};
-
-// Throws dtune::Error naming the first bad field ("--top-p must be in (0, 1], got 1.5").
-void validate(const SamplingOptions& options);
 
 // logits (B, V) float; seen_ids (B, L) int64: the ids already in each sequence (prompt included).
 // Entries < 0 are ignored (left padding). Each seen id's logit is divided by penalty when

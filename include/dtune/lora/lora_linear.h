@@ -8,23 +8,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "dtune/lora/lora_options.h"
+
 namespace dtune {
-
-struct LoraSection;
-
-// The adapter hyper-parameters (see config.h [lora] for the user-facing knobs).
-struct LoraOptions {
-  int64_t r = 4;                 // adapter rank
-  double alpha = 16.0;           // scale = alpha / r, or alpha / sqrt(r) with use_rslora
-  double dropout = 0.0;          // dropout probability on the adapter input (training only)
-  bool use_rslora = false;
-  // Short module names to adapt: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
-  // down_proj. Throws on others when attached (see lora_adapter.h).
-  std::vector<std::string> target_modules{"q_proj", "v_proj"};
-
-  double scale() const;
-  static LoraOptions from_section(const LoraSection& section);
-};
 
 // One projection of the decoder. The base weight is frozen (requires_grad false) in the model
 // dtype; the adapter matrices are fp32 masters that require grad. The LoRA path is computed in
@@ -45,6 +31,10 @@ class LoraLinear {
   // a = sqrt(5)) drawn from gen on the CPU in fp32, B (out, r) = 0; both moved to the weight's
   // device, fp32, requires_grad. Throws if an adapter is already attached.
   void add_adapter(int64_t r, double scale, double dropout, at::Generator& gen);
+  // Adds an adapter holding copies of saved values: a (r, in), b (out, r), any float dtype and
+  // device (stored as fp32 masters on the weight's device, requires_grad). Throws dtune::Error
+  // naming the expected shapes when they do not fit this layer, or if an adapter is attached.
+  void add_adapter(const at::Tensor& a, const at::Tensor& b, double scale, double dropout);
   bool has_adapter() const { return lora_a_.defined(); }
   // W += scale * B @ A (in fp32, rounded once to W's dtype), then drops the adapter.
   void merge_adapter();

@@ -8,7 +8,14 @@
       OUT/<adapter>_ref.safetensors  the adapter's in-memory parameters (names with ".default")
   peft_oracle.py check_adapter BASE ADAPTER OUT.safetensors
       PeftModel.from_pretrained(BASE, ADAPTER); saves its LoRA state dict to OUT, prints the config
+  peft_oracle.py make_variants OUT
+      OUT/base_llama and one adapter folder per form peft writes (VARIANTS below: layers_to_transform,
+      layers_pattern, target_modules as a regex and "all-linear", rank_pattern / alpha_pattern,
+      use_rslora, names with ".default" as older saves), random non-zero B; OUT/<name>_logits.safetensors
+      holds PeftModel.from_pretrained's fp32 logits on IDS
   peft_oracle.py check_merge BASE ADAPTER MERGED
+  peft_oracle.py check_merges BASE ADAPTER MERGED [ADAPTER MERGED ...]
+      check_merge for each pair in one process: one JSON line each, in order
       prints max |merged - peft merge_and_unload()| per weight kind and max |logits| difference
 """
 import json
@@ -49,6 +56,52 @@ def make(out):
                     ref[name] = p.detach().float().contiguous().clone()
         model.save_pretrained(os.path.join(out, f"peft_{arch}"))
         save_file(ref, os.path.join(out, f"peft_{arch}_ref.safetensors"))
+    print("ok")
+
+
+IDS = [[3, 17, 42, 9, 100, 7]]
+
+# name -> LoraConfig arguments (lora_dropout 0, CAUSAL_LM)
+VARIANTS = {
+    "layers": dict(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], layers_to_transform=[0]),
+    "layers_pattern": dict(r=2, lora_alpha=4, target_modules=["k_proj", "down_proj"], layers_to_transform=[1],
+                           layers_pattern="layers"),
+    "regex": dict(r=4, lora_alpha=8, target_modules=r".*\.(k_proj|o_proj)$"),
+    "all_linear": dict(r=2, lora_alpha=2, target_modules="all-linear"),
+    "patterns": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"],
+                     rank_pattern={"v_proj": 2, "model.layers.1.self_attn.q_proj": 6}, alpha_pattern={"up_proj": 3}),
+    "rslora_patterns": dict(r=8, lora_alpha=16, use_rslora=True, target_modules=["q_proj", "k_proj", "o_proj"],
+                            rank_pattern={"k_proj": 2}, alpha_pattern={"o_proj": 5}),
+    "old_default_names": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+}
+
+
+def make_variants(out):
+    import make_tiny_model
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    base_dir = os.path.join(out, "base_llama")
+    make_tiny_model.main(["--arch", "llama", "--untied", "--sharded", "--seed", "1", "--output", base_dir])
+    g = torch.Generator().manual_seed(11)
+    for name, kwargs in VARIANTS.items():
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32),
+                               LoraConfig(lora_dropout=0.0, task_type="CAUSAL_LM", **kwargs))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
+        folder = os.path.join(out, name)
+        model.save_pretrained(folder)
+        if name == "old_default_names":  # the names as an in-memory state_dict spells them
+            path = os.path.join(folder, "adapter_model.safetensors")
+            sd = load_file(path)
+            save_file({k.replace(".lora_A.", ".lora_A.default.").replace(".lora_B.", ".lora_B.default."): v
+                       for k, v in sd.items()}, path)
+        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32), folder)
+        with torch.no_grad():
+            logits = loaded(torch.tensor(IDS)).logits[0].float().contiguous()
+        save_file({"logits": logits}, os.path.join(out, name + "_logits.safetensors"))
     print("ok")
 
 
@@ -104,7 +157,13 @@ if __name__ == "__main__":
         make(sys.argv[2])
     elif cmd == "check_adapter":
         check_adapter(*sys.argv[2:5])
+    elif cmd == "make_variants":
+        make_variants(sys.argv[2])
     elif cmd == "check_merge":
         check_merge(*sys.argv[2:5])
+    elif cmd == "check_merges":
+        pairs = sys.argv[3:]
+        for i in range(0, len(pairs), 2):
+            check_merge(sys.argv[2], pairs[i], pairs[i + 1])
     else:
         sys.exit(f"unknown command {cmd}")
