@@ -11,12 +11,16 @@ int run_pretokenize(int argc, char** argv) {
   PretokenizeOptions opt;
   std::string add_bos = "auto";
   std::string template_name;
+  std::string format = "auto";
+  std::string assistant_only_loss = "true", completion_only_loss = "true";
   po::options_description desc(
       "usage: dtune pretokenize --tokenizer PATH --input FILE --output FILE.h5 [options]\n\n"
-      "Tokenizes every row of a JSON array or JSON Lines file through a prompt template into one\n"
-      "HDF5 file with /train and /eval splits (layout: docs/DATA_FORMAT.md). The loss is taken\n"
-      "on completion tokens only; each row ends with EOS. The output appears only when\n"
-      "complete.\n\noptions");
+      "Tokenizes every row of a JSON array or JSON Lines file into one HDF5 file with /train and\n"
+      "/eval splits (layout: docs/DATA_FORMAT.md): rows of string fields through a prompt\n"
+      "template (loss on the completion; each row ends with EOS), or conversations (TRL\n"
+      "messages, prompt-completion, ShareGPT) through the model's chat template as\n"
+      "apply_chat_template renders them (loss on the assistant turns). The output appears only\n"
+      "when complete.\n\noptions");
   desc.add_options()
       ("help,h", "show this help")
       ("tokenizer", po::value(&opt.tokenizer_path)->value_name("PATH"),
@@ -24,6 +28,17 @@ int run_pretokenize(int argc, char** argv) {
       ("input", po::value(&opt.input_path)->value_name("FILE"),
        "rows: a JSON array of objects or JSON Lines (detected from the first byte)")
       ("output", po::value(&opt.output_path)->value_name("FILE.h5"), "the HDF5 file to write")
+      ("format", po::value(&format)->default_value(format)->value_name("FORMAT"),
+       "auto | template | messages | prompt-completion | sharegpt; auto: from the first row's\n"
+       "fields (messages, prompt + completion, conversations, else the template's fields)")
+      ("chat-template", po::value(&opt.chat_template_path)->value_name("FILE"),
+       "conversational rows: the tokenizer_config.json (or chat_template.jinja) whose\n"
+       "chat_template renders them; default: the one beside the tokenizer")
+      ("assistant-only-loss", po::value(&assistant_only_loss)->default_value(assistant_only_loss)->value_name("true|false"),
+       "messages/sharegpt rows: loss on assistant turns (content + end-of-turn token) only;\n"
+       "false: on every token")
+      ("completion-only-loss", po::value(&completion_only_loss)->default_value(completion_only_loss)->value_name("true|false"),
+       "template and prompt-completion rows: loss on the completion only; false: on every token")
       ("template", po::value(&template_name)->value_name("NAME"),
        "preset: recipe (default) or r1-chat")
       ("template-file", po::value(&opt.template_file)->value_name("FILE"),
@@ -52,6 +67,14 @@ int run_pretokenize(int argc, char** argv) {
   DTUNE_CHECK(template_name.empty() || opt.template_file.empty(),
               "--template and --template-file exclude each other; pass one");
   if (!template_name.empty()) opt.template_name = template_name;
+  opt.template_given = !template_name.empty() || !opt.template_file.empty();
+  opt.format = parse_row_format(format);
+  const auto parse_bool = [](const std::string& name, const std::string& v) {
+    DTUNE_CHECK(v == "true" || v == "false", "--", name, ": expected true or false, got '", v, "'");
+    return v == "true";
+  };
+  opt.assistant_only_loss = parse_bool("assistant-only-loss", assistant_only_loss);
+  opt.completion_only_loss = parse_bool("completion-only-loss", completion_only_loss);
   opt.add_bos = parse_add_bos(add_bos);
   opt.show_progress = vm.count("no-progress") == 0;
 

@@ -101,8 +101,9 @@ void read_range(hid_t dset, hid_t mem_type, hsize_t start, hsize_t count, T* out
 PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
   PretokenizedInfo info;
   info.format_version = h5::read_attr_int(file, "format_version", path);
-  DTUNE_CHECK(info.format_version == kDataFormatVersion, path, ": data format version ",
-              info.format_version, ", this dtune reads version ", kDataFormatVersion,
+  DTUNE_CHECK(info.format_version >= kOldestDataFormatVersion && info.format_version <= kDataFormatVersion,
+              path, ": data format version ", info.format_version, ", this dtune reads versions ",
+              kOldestDataFormatVersion, " to ", kDataFormatVersion,
               "; re-run `dtune pretokenize` with this dtune");
   info.dtune_version = h5::read_attr_string(file, "dtune_version", path);
   info.tokenizer_path = h5::read_attr_string(file, "tokenizer_path", path);
@@ -141,6 +142,7 @@ struct Hdf5Dataset::Handles {
   h5::Handle file;
   h5::Handle group;
   h5::Handle tokens;
+  h5::Handle loss_mask;  // format version >= 2
 };
 
 Hdf5Dataset::Hdf5Dataset() : h_(std::make_unique<Handles>()) {}
@@ -195,6 +197,12 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
   }
   DTUNE_CHECK(d.offsets_.back() == static_cast<int64_t>(n_tokens), where, "/offsets ends at ",
               d.offsets_.back(), " but tokens has ", n_tokens, " ids; the file is corrupt");
+  if (d.info_.format_version >= 2) {
+    hsize_t n_mask = 0;
+    d.h_->loss_mask = open_column(d.h_->group.get(), kLossMaskName, 1, path, group, n_mask);
+    DTUNE_CHECK(n_mask == n_tokens, where, "/loss_mask has ", n_mask, " entries but tokens has ", n_tokens,
+                "; the file is corrupt");
+  }
   return d;
 }
 
@@ -210,6 +218,24 @@ void Hdf5Dataset::read_row(int64_t row, std::vector<int32_t>& out) const {
                 begin + static_cast<int64_t>(k), "] (row ", row, ") = ", out[k],
                 " is not a token id in [0, vocab_size=", info_.vocab_size,
                 "); the file is corrupt or was made with another tokenizer");
+  }
+}
+
+void Hdf5Dataset::read_loss_mask(int64_t row, std::vector<int8_t>& out) const {
+  DTUNE_CHECK(row >= 0 && row < num_rows(), path_, ": /", split_, " row ", row,
+              " out of range (", num_rows(), " rows)");
+  out.resize(static_cast<size_t>(row_length(row)));
+  if (!h_->loss_mask.valid()) {  // version 1: the loss is on every token after the prompt
+    std::fill(out.begin(), out.end(), int8_t{1});
+    std::fill(out.begin(), out.begin() + prompt_lengths_[row], int8_t{0});
+    return;
+  }
+  const int64_t begin = offsets_[row];
+  read_range(h_->loss_mask.get(), H5T_NATIVE_INT8, static_cast<hsize_t>(begin),
+             static_cast<hsize_t>(out.size()), out.data(), path_, "/" + split_ + "/" + kLossMaskName);
+  for (size_t k = 0; k < out.size(); ++k) {
+    DTUNE_CHECK(out[k] == 0 || out[k] == 1, path_, ": /", split_, "/loss_mask[", begin + static_cast<int64_t>(k),
+                "] (row ", row, ") = ", int{out[k]}, ", expected 0 or 1; the file is corrupt");
   }
 }
 

@@ -73,6 +73,7 @@ struct Hdf5Writer::Split {
   Column<int32_t> tokens;
   Column<int64_t> offsets;
   Column<int32_t> prompt_lengths;
+  Column<int8_t> loss_mask;
   int64_t rows = 0;
 
   Split(hid_t file, const char* name) {
@@ -83,6 +84,8 @@ struct Hdf5Writer::Split {
     offsets.create(group.get(), name, kOffsetsName, H5T_STD_I64LE, H5T_NATIVE_INT64, kIndexChunk);
     prompt_lengths.create(group.get(), name, kPromptLengthsName, H5T_STD_I32LE, H5T_NATIVE_INT32,
                           kIndexChunk);
+    loss_mask.create(group.get(), name, kLossMaskName, H5T_STD_I8LE, H5T_NATIVE_INT8,
+                     static_cast<hsize_t>(kTokenChunk));
     offsets.pending.push_back(0);
   }
 
@@ -90,6 +93,7 @@ struct Hdf5Writer::Split {
     tokens.flush(static_cast<hsize_t>(kTokenChunk), final);
     offsets.flush(kIndexChunk, final);
     prompt_lengths.flush(kIndexChunk, final);
+    loss_mask.flush(static_cast<hsize_t>(kTokenChunk), final);
   }
 };
 
@@ -107,6 +111,7 @@ struct Hdf5Writer::State {
       ok &= s->tokens.dataset.reset() >= 0;
       ok &= s->offsets.dataset.reset() >= 0;
       ok &= s->prompt_lengths.dataset.reset() >= 0;
+      ok &= s->loss_mask.dataset.reset() >= 0;
       ok &= s->group.reset() >= 0;
     }
     ok &= file.reset() >= 0;
@@ -146,11 +151,20 @@ Hdf5Writer::~Hdf5Writer() {
   std::remove(temp_path_.c_str());  // nothing half-written survives
 }
 
-void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_length) {
+void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_length,
+                        std::span<const int8_t> loss_mask) {
   DTUNE_CHECK(prompt_length >= 0 && static_cast<size_t>(prompt_length) <= ids.size(),
               "internal: prompt length ", prompt_length, " outside a row of ", ids.size(),
               " tokens");
   Split& s = eval ? *state_->eval : *state_->train;
+  if (loss_mask.empty()) {
+    s.loss_mask.pending.resize(s.loss_mask.pending.size() + static_cast<size_t>(prompt_length), 0);
+    s.loss_mask.pending.resize(s.loss_mask.pending.size() + ids.size() - static_cast<size_t>(prompt_length), 1);
+  } else {
+    DTUNE_CHECK(loss_mask.size() == ids.size(), "internal: loss mask of ", loss_mask.size(),
+                " entries for a row of ", ids.size(), " tokens");
+    s.loss_mask.pending.insert(s.loss_mask.pending.end(), loss_mask.begin(), loss_mask.end());
+  }
   s.tokens.pending.insert(s.tokens.pending.end(), ids.begin(), ids.end());
   s.offsets.pending.push_back(s.tokens.size());
   s.prompt_lengths.pending.push_back(prompt_length);

@@ -9,13 +9,16 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
 #include "dtune/core/cpus.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
+#include "dtune/data/chat_tokenizer.h"
 #include "dtune/data/hdf5_writer.h"
+#include <filesystem>
 #include "dtune/tokenizer/tokenizer.h"
 
 namespace dtune {
@@ -50,7 +53,7 @@ void PretokenizeOptions::validate() const {
 
 RowTokenizer::RowTokenizer(const Tokenizer& tokenizer, const PromptTemplate& tmpl, AddBos add_bos,
                            int64_t max_length)
-    : tokenizer_(tokenizer), template_(tmpl), add_bos_(add_bos), max_length_(max_length) {
+    : tokenizer_(tokenizer), template_(&tmpl), add_bos_(add_bos), max_length_(max_length) {
   bos_ = tokenizer.bos_id().value_or(-1);
   eos_ = tokenizer.eos_id().value_or(-1);
   DTUNE_CHECK(eos_ >= 0, tokenizer.path(), ": the tokenizer has no EOS token (eos_token in ",
@@ -59,9 +62,39 @@ RowTokenizer::RowTokenizer(const Tokenizer& tokenizer, const PromptTemplate& tmp
               " has no BOS token (bos_token in tokenizer_config.json); use --add-bos auto or no");
 }
 
+RowTokenizer::RowTokenizer(const Tokenizer& tokenizer, const ChatTemplate& chat, bool train_all,
+                           int64_t max_length)
+    : chat_(&chat), train_all_(train_all), tokenizer_(tokenizer), add_bos_(AddBos::kNo), max_length_(max_length) {
+  bos_ = tokenizer.bos_id().value_or(-1);
+  eos_ = tokenizer.eos_id().value_or(-1);
+}
+
+void RowTokenizer::tokenize(const Row& row, TokenizedRow& out) const {
+  if (chat_ == nullptr) {
+    tokenize(row.values, out);
+    return;
+  }
+  const RenderedChat rendered = chat_->render(row.messages, row.first_trained);
+  tokenize_chat(tokenizer_, rendered, out.ids, out.loss_mask);
+  if (train_all_) std::fill(out.loss_mask.begin(), out.loss_mask.end(), int8_t{1});
+  out.truncated = static_cast<int64_t>(out.ids.size()) > max_length_;
+  if (out.truncated) {
+    out.ids.resize(static_cast<size_t>(max_length_));
+    out.loss_mask.resize(static_cast<size_t>(max_length_));
+  }
+  // The first id is never a label (nothing precedes it), so a row needs a 1 after it.
+  const auto first = std::find(out.loss_mask.begin() + (out.loss_mask.empty() ? 0 : 1), out.loss_mask.end(), int8_t{1});
+  const bool any = first != out.loss_mask.end();
+  out.prompt_length = any ? static_cast<int32_t>(std::find(out.loss_mask.begin(), out.loss_mask.end(), int8_t{1}) -
+                                                 out.loss_mask.begin())
+                          : static_cast<int32_t>(out.ids.size());
+}
+
 void RowTokenizer::tokenize(const std::vector<std::string>& values, TokenizedRow& out) const {
+  DTUNE_CHECK(template_ != nullptr, "internal: RowTokenizer for conversations given template values");
+  out.loss_mask.clear();
   std::string prompt, completion;
-  template_.render(values, prompt, completion);
+  template_->render(values, prompt, completion);
   out.ids = tokenizer_.encode(prompt, add_bos_ != AddBos::kNo);
   if (add_bos_ != AddBos::kNo && bos_ >= 0 && out.ids.size() >= 2 && out.ids[0] == bos_ &&
       out.ids[1] == bos_) {
@@ -76,7 +109,7 @@ void RowTokenizer::tokenize(const std::vector<std::string>& values, TokenizedRow
   out.ids.push_back(eos_);
   out.truncated = static_cast<int64_t>(out.ids.size()) > max_length_;
   if (out.truncated) out.ids.resize(static_cast<size_t>(max_length_));
-  out.prompt_length = static_cast<int32_t>(std::min(prompt_len, out.ids.size()));
+  out.prompt_length = train_all_ ? 0 : static_cast<int32_t>(std::min(prompt_len, out.ids.size()));
 }
 
 bool is_eval_row(int64_t row_number, uint64_t seed, double eval_fraction) {
@@ -131,7 +164,7 @@ void run_worker(Pipeline& p, const RowTokenizer& row_tokenizer) {
       }
       item.out.resize(item.rows.size());
       for (size_t i = 0; i < item.rows.size(); ++i) {
-        row_tokenizer.tokenize(item.rows[i].values, item.out[i]);
+        row_tokenizer.tokenize(item.rows[i], item.out[i]);
       }
       std::lock_guard<std::mutex> lock(p.mu);
       const int64_t seq = item.seq;
@@ -190,9 +223,37 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   const PromptTemplate tmpl = options.template_file.empty()
                                   ? PromptTemplate::preset(options.template_name)
                                   : PromptTemplate::load_file(options.template_file);
+  RowFormat format = options.format;
+  if (format == RowFormat::kAuto) {
+    format = options.template_given || !options.template_file.empty() ? RowFormat::kTemplate
+                                    : detect_row_format(first_row_fields(options.input_path), tmpl.fields(),
+                                                        options.input_path);
+  }
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_path);
-  const RowTokenizer row_tokenizer(tokenizer, tmpl, options.add_bos, options.max_length);
-  RowReader reader(options.input_path, RowReaderOptions{tmpl.fields(), options.skip_bad_rows});
+  std::optional<ChatTemplate> chat;
+  bool train_all = false;
+  if (is_conversational(format)) {
+    DTUNE_CHECK(!options.template_given && options.template_file.empty(), "--template/--template-file apply to --format template; ",
+                row_format_name(format), " rows are rendered with the model's chat template (--chat-template)");
+    std::string chat_path = options.chat_template_path;
+    if (chat_path.empty()) {
+      std::error_code ec;
+      chat_path = std::filesystem::is_directory(options.tokenizer_path, ec)
+                      ? options.tokenizer_path
+                      : std::filesystem::path(options.tokenizer_path).parent_path().string();
+      if (chat_path.empty()) chat_path = ".";
+    }
+    chat.emplace(ChatTemplate::load(chat_path));
+    train_all = format == RowFormat::kPromptCompletion ? !options.completion_only_loss : !options.assistant_only_loss;
+  }
+  std::optional<RowTokenizer> row_tokenizer_storage;
+  if (chat) row_tokenizer_storage.emplace(tokenizer, *chat, train_all, options.max_length);
+  else row_tokenizer_storage.emplace(tokenizer, tmpl, options.add_bos, options.max_length);
+  RowTokenizer& row_tokenizer = *row_tokenizer_storage;
+  if (!chat) row_tokenizer.set_train_all(!options.completion_only_loss);
+  RowReaderOptions reader_options{chat ? std::vector<std::string>{} : tmpl.fields(), options.skip_bad_rows};
+  reader_options.format = format;
+  RowReader reader(options.input_path, reader_options);
   Hdf5Writer writer(options.output_path);  // removes its temp file unless finish() runs
 
   const int threads = options.threads > 0
@@ -227,7 +288,7 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
             continue;
           }
           writer.append(is_eval_row(item.rows[i].number, options.seed, options.eval_fraction),
-                        row.ids, row.prompt_length);
+                        row.ids, row.prompt_length, row.loss_mask);
           stats.tokens += static_cast<int64_t>(row.ids.size());
         }
         {
@@ -295,8 +356,17 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   info.bos_id = tokenizer.bos_id().value_or(-1);
   info.eos_id = tokenizer.eos_id().value_or(-1);
   info.pad_id = tokenizer.pad_id().value_or(-1);
-  info.template_name = tmpl.name();
-  info.template_text = tmpl.text();
+  if (chat) {
+    info.template_name = str("chat template: ", chat->name());
+    info.template_text = str(row_format_name(format), " rows rendered with the chat_template of ", chat->source(),
+                             " (sha256 ", chat->sha256(), "); loss on ",
+                             train_all ? "every token" : format == RowFormat::kPromptCompletion
+                                                             ? "the completion's assistant turns"
+                                                             : "every assistant turn");
+  } else {
+    info.template_name = tmpl.name();
+    info.template_text = tmpl.text();
+  }
   info.add_bos = add_bos_name(options.add_bos);
   info.source_path = options.input_path;
   info.source_sha256 = reader.sha256();

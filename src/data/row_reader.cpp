@@ -21,6 +21,12 @@ std::string describe_byte(int c) {
   return str("byte 0x", std::hex, c);
 }
 
+std::string keys_of(const nlohmann::json& object) {
+  std::string have;
+  for (auto field = object.begin(); field != object.end(); ++field) have += (have.empty() ? "" : ", ") + field.key();
+  return have;
+}
+
 const char* json_type_name(const nlohmann::json& v) {
   return v.type_name();  // "null", "number", "array", ...
 }
@@ -191,10 +197,7 @@ bool RowReader::parse_row(const std::string& bytes, int64_t start_line, Row& row
     const std::string& name = options_.fields[i];
     auto it = object.find(name);
     if (it == object.end()) {
-      std::string have;
-      for (auto field = object.begin(); field != object.end(); ++field) {
-        have += (have.empty() ? "" : ", ") + field.key();
-      }
+      const std::string have = object.empty() ? "" : keys_of(object);
       report_bad_row(start_line, str("field \"", name, "\" is missing (the row has: ",
                                      have.empty() ? "no fields" : have,
                                      "); the template needs every row to have it"));
@@ -207,7 +210,42 @@ bool RowReader::parse_row(const std::string& bytes, int64_t start_line, Row& row
     }
     row.values[i] = it->get<std::string>();
   }
+  if (options_.record_keys) {
+    row.keys.clear();
+    for (auto field = object.begin(); field != object.end(); ++field) row.keys.push_back(field.key());
+  }
+  if (is_conversational(options_.format)) {
+    const std::vector<std::string> names = conversation_fields(options_.format);
+    turns_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto it = object.find(names[i]);
+      if (it == object.end()) {
+        report_bad_row(start_line, str("field \"", names[i], "\" is missing (the row has: ",
+                                       object.empty() ? std::string("no fields") : keys_of(object), "); --format ",
+                                       row_format_name(options_.format), " needs every row to have it"));
+        return false;
+      }
+      const std::string problem = parse_messages(*it, options_.format, names[i], turns_[i]);
+      if (!problem.empty()) {
+        report_bad_row(start_line, problem);
+        return false;
+      }
+    }
+    const std::string problem = join_conversation(options_.format, turns_, row.messages, row.first_trained);
+    if (!problem.empty()) {
+      report_bad_row(start_line, problem);
+      return false;
+    }
+  }
   return true;
+}
+
+std::vector<std::string> first_row_fields(const std::string& path) {
+  RowReaderOptions options;
+  options.record_keys = true;
+  RowReader reader(path, options);
+  Row row;
+  return reader.next(row) ? row.keys : std::vector<std::string>{};
 }
 
 bool RowReader::next(Row& row) {

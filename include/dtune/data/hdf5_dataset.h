@@ -12,9 +12,10 @@
 
 namespace dtune {
 
-// open() validates before returning: root attributes and format version, that /<split>
-// holds tokens (int32, 1-D), offsets (int64, n_rows+1, offsets[0]=0, non-decreasing,
-// last = tokens length) and prompt_lengths (int32, n_rows, within each row). Token ids are
+// open() validates before returning: root attributes and format version (1 or 2), that
+// /<split> holds tokens (int32, 1-D), offsets (int64, n_rows+1, offsets[0]=0, non-decreasing,
+// last = tokens length), prompt_lengths (int32, n_rows, within each row) and, from version 2,
+// loss_mask (int8, one per token). Token ids are
 // checked against [0, vocab_size) as rows are read (read_row throws naming the row), or for
 // the whole split with validate_all_ids(). Every failure is a dtune::Error naming the file and
 // dataset; a changed byte fails a checksum and reads "FILE: corrupt (checksum mismatch in
@@ -43,6 +44,10 @@ class Hdf5Dataset {
   // Token ids of row (0 <= row < num_rows()), replacing out's contents.
   void read_row(int64_t row, std::vector<int32_t>& out) const;
   std::vector<int32_t> read_row(int64_t row) const;
+  // Which ids of row take the loss (1) or not (0), one per id, replacing out's contents.
+  // Format version 2 stores it (/<split>/loss_mask); for version 1 files it is 0 on the first
+  // prompt_length(row) ids and 1 after. Throws naming the row on a value other than 0/1.
+  void read_loss_mask(int64_t row, std::vector<int8_t>& out) const;
   // Reads every row once (a full pass, for checks after writing); throws on the first bad id.
   void validate_all_ids() const;
 

@@ -9,18 +9,24 @@
 
 namespace dtune {
 
-// Bump when the layout changes incompatibly; the reader rejects other versions.
-constexpr int64_t kDataFormatVersion = 1;
+// Bump when the layout changes; the reader reads kOldestDataFormatVersion..kDataFormatVersion.
+// 2: adds loss_mask (conversational rows train on several assistant spans, not one suffix).
+constexpr int64_t kDataFormatVersion = 2;
+constexpr int64_t kOldestDataFormatVersion = 1;
 // Groups: "/train", "/eval". Datasets in each group:
 //   tokens          int32 (n_tokens,)    all rows' ids back to back; chunked, shuffle + gzip
 //                                        + Fletcher-32 (every dataset has the same filters)
 //   offsets         int64 (n_rows + 1,)  row i is tokens[offsets[i]:offsets[i+1]]; offsets[0]=0
-//   prompt_lengths  int32 (n_rows,)      leading tokens of row i that are prompt (no loss)
+//   prompt_lengths  int32 (n_rows,)      leading tokens of row i that take no loss (version 2:
+//                                        the index of its first loss_mask = 1 token)
+//   loss_mask       int8  (n_tokens,)    version >= 2: 1 where the loss is taken on the token,
+//                                        0 elsewhere (version 1: 1 from prompt_lengths[i] on)
 constexpr const char* kTrainGroup = "train";
 constexpr const char* kEvalGroup = "eval";
 constexpr const char* kTokensName = "tokens";
 constexpr const char* kOffsetsName = "offsets";
 constexpr const char* kPromptLengthsName = "prompt_lengths";
+constexpr const char* kLossMaskName = "loss_mask";
 
 // Root attributes of a pretokenized file. Ids are -1 when the tokenizer has no such token.
 struct PretokenizedInfo {

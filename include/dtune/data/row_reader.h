@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dtune/core/sha256.h"
+#include "dtune/data/conversation.h"
 
 namespace dtune {
 
@@ -16,6 +17,11 @@ namespace dtune {
 struct Row {
   int64_t number = 0;               // 1-based position in the file (array element / JSONL row)
   std::vector<std::string> values;  // values[i] is the field fields[i] (UTF-8 checked)
+  // Conversational formats: the row's turns (prompt then completion for prompt-completion),
+  // validated by join_conversation, and the index of the first turn that may take the loss.
+  std::vector<ChatMessage> messages;
+  size_t first_trained = 0;
+  std::vector<std::string> keys;    // the object's field names, when record_keys is set
 };
 
 struct RowReaderOptions {
@@ -24,6 +30,10 @@ struct RowReaderOptions {
   // false: the first bad row throws dtune::Error. true: bad rows are logged as warnings
   // (first kMaxLoggedBadRows of them), counted in skipped_rows(), and reading goes on.
   bool skip_bad_rows = false;
+  // A conversational format (conversation.h): each row must also carry
+  // conversation_fields(format) as lists of messages, checked and joined into Row::messages.
+  RowFormat format = RowFormat::kTemplate;
+  bool record_keys = false;  // fill Row::keys (for detecting the format from the first row)
 };
 
 // Format is auto-detected by the first non-space byte (a UTF-8 BOM is ignored): '[' means a
@@ -85,7 +95,12 @@ class RowReader {
   Sha256 hasher_;
   std::string digest_;
   std::string element_;  // reused buffer for one row's bytes
+  std::vector<std::vector<ChatMessage>> turns_;  // reused: one list per conversation field
 };
+
+// Field names of the first row of path (a bad first row throws, naming it); empty when the
+// file has no rows.
+std::vector<std::string> first_row_fields(const std::string& path);
 
 // Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above
 // U+10FFFF included), or -1 when bytes are valid UTF-8: utf8::find_invalid in the row's terms.
