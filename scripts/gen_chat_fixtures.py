@@ -44,7 +44,13 @@ CASES = [
      f"{FIX}/chat_templates/llama3_1_instruct/tokenizer_config.json", LLAMA_ASSISTANT, LLAMA_EOT),
     ("smollm2", "models/SmolLM2-135M-Instruct/tokenizer.json", "models/SmolLM2-135M-Instruct/tokenizer_config.json",
      CHATML_ASSISTANT, CHATML_END),
+    ("qwen3", f"{FIX}/tokenizers/qwen3/tokenizer.json", f"{FIX}/tokenizers/qwen3/tokenizer_config.json",
+     CHATML_ASSISTANT, CHATML_END),
 ]
+# Qwen3's template renders an assistant turn differently once a later user turn follows it, so
+# a shorter conversation's render is not a prefix of the full one: its spans are found by
+# scanning the full text for the assistant header and the end token after it instead.
+SCAN_CASES = {"qwen3"}
 
 SYS = {"role": "system", "content": "You are a careful clinician. Answer briefly."}
 Q1 = {"role": "user", "content": "A 45-year-old has sudden, sharp chest pain on breathing in. What is likely?"}
@@ -72,15 +78,28 @@ def render(tok, messages):
     return tok.apply_chat_template(messages, tokenize=False)
 
 
-def oracle_row(tok, header, end, messages, first_trained):
+def scanned_spans(text, header, end, messages, first_trained):
+    spans, at = [], 0
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        begin = text.index(header, at) + len(header)
+        stop = text.index(end, begin) + len(end)
+        at = stop
+        if i >= first_trained:
+            spans.append((begin, stop))
+    return spans
+
+
+def oracle_row(tok, header, end, messages, first_trained, scan):
     text = render(tok, messages)
     ids = tok.apply_chat_template(messages, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
         ids = ids["input_ids"]
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     assert enc["input_ids"] == ids, "apply_chat_template(tokenize=True) != tokenizing its text"
-    spans = []
-    for i, m in enumerate(messages):
+    spans = scanned_spans(text, header, end, messages, first_trained) if scan else []
+    for i, m in enumerate(messages if not scan else []):
         if m["role"] != "assistant" or i < first_trained:
             continue
         before, upto = render(tok, messages[:i]), render(tok, messages[: i + 1])
@@ -101,7 +120,7 @@ def main():
         tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(ROOT, tokenizer_json),
                                       bos_token=tok_of("bos_token"), eos_token=tok_of("eos_token"))
         tok.chat_template = cfg["chat_template"]
-        rows = [oracle_row(tok, header, end, m, ft) for m, ft in ROWS]
+        rows = [oracle_row(tok, header, end, m, ft, case in SCAN_CASES) for m, ft in ROWS]
         out = {"case": case, "tokenizer": tokenizer_json, "chat_template": config, "rows": rows}
         path = os.path.join(OUT_DIR, f"chat_{case}.json")
         with open(path, "w", encoding="utf-8") as f:

@@ -87,6 +87,12 @@ int run_pretokenize(int argc, char** argv) {
                 s.skipped_rows, " bad rows skipped; ", static_cast<int64_t>(
                 s.seconds > 0 ? double(s.rows_written) / s.seconds : 0), " rows/s in ",
                 static_cast<int64_t>(s.seconds * 10) / 10.0, " s"));
+  if (s.dropped_reasoning_turns > 0) {
+    log::warn(str(s.dropped_reasoning_turns, " assistant turns had reasoning (text before </think>) that the model's ",
+                  "chat template leaves out, as apply_chat_template does (DeepSeek-R1 templates keep only the answer), ",
+                  "so it is not trained on; to train on it, format the rows yourself: --format template with a ",
+                  "--template-file that keeps it, as the r1-chat preset does"));
+  }
   if (s.eval_rows == 0 && opt.eval_fraction > 0) {
     log::warn("the eval split is empty; raise --eval-fraction or use more rows");
   }

@@ -37,6 +37,8 @@ constexpr KnownTemplate kKnown[] = {
      "Llama 3 Instruct", "", false, false},
     {"e10ca381b1ccc5cf9db52e371f3b6651576caee0a630b452e2816b2d404d4b65", ChatFamily::kLlama31,
      "Llama 3.1 Instruct", "", false, false},
+    {"87a2728cb8dc9fe424d624542f6060ec05a1d285ebbec578bb078900e33396b5", ChatFamily::kQwen3,
+     "Qwen3 (thinking)", "", false, false},
     {"872be49dbb638044ad01b60388f48d469ff2980e5f0dccdc22ec907db54d0788", ChatFamily::kChatML,
      "SmolLM2 Instruct (ChatML)", "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
      false, false},
@@ -101,6 +103,16 @@ void append_turn(RenderedChat& out, const std::string& content, std::string_view
   out.text += content;
   out.text += end_token;
   if (trained) out.loss_spans.emplace_back(begin, out.text.size());
+}
+
+// Python's s.lstrip(c) / s.rstrip(c) / s.strip(c) for one ASCII character c.
+std::string lstrip_char(const std::string& s, char c) {
+  const size_t b = s.find_first_not_of(c);
+  return b == std::string::npos ? "" : s.substr(b);
+}
+std::string rstrip_char(const std::string& s, char c) {
+  const size_t e = s.find_last_not_of(c);
+  return e == std::string::npos ? "" : s.substr(0, e + 1);
 }
 
 }  // namespace
@@ -223,7 +235,10 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages, size
         } else if (m.role == "assistant") {
           std::string content = m.content;
           const size_t think = strip_reasoning_ ? content.rfind(kThinkEnd) : std::string::npos;
-          if (think != std::string::npos) content = content.substr(think + kThinkEnd.size());
+          if (think != std::string::npos) {
+            content = content.substr(think + kThinkEnd.size());
+            ++out.dropped_reasoning_turns;
+          }
           out.text.append(kR1Assistant);
           append_turn(out, content, kR1Eos, trained(i));
         }
@@ -262,6 +277,52 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages, size
       for (size_t i = 0; i < messages.size(); ++i) {
         out.text.append(kImStart).append(messages[i].role).append("\n");
         append_turn(out, messages[i].content, kImEnd, trained(i));
+        out.text += "\n";
+      }
+      return out;
+    }
+    case ChatFamily::kQwen3: {
+      // {% if messages[0].role == 'system' %}'<|im_start|>system\n' + content + '<|im_end|>\n'
+      // ns.last_query_index: the last user turn (not a <tool_response>). Per turn: user (or a
+      // later system) as ChatML; assistant: if '</think>' in content: content =
+      // content.split('</think>')[-1].lstrip('\n'), reasoning = content.split('</think>')[0]
+      // .rstrip('\n').split('<think>')[-1].lstrip('\n'); after the last query and (last turn or
+      // reasoning): '<|im_start|>assistant\n<think>\n' + reasoning.strip('\n') +
+      // '\n</think>\n\n' + content.lstrip('\n'), else '<|im_start|>assistant\n' + content; then
+      // '<|im_end|>\n'.
+      constexpr std::string_view kTR = "<tool_response>", kTRe = "</tool_response>";
+      size_t last_query = messages.empty() ? 0 : messages.size() - 1;
+      for (size_t k = messages.size(); k-- > 0;) {
+        const std::string& c = messages[k].content;
+        const bool tool_response = c.rfind(kTR, 0) == 0 && c.size() >= kTRe.size() &&
+                                   c.compare(c.size() - kTRe.size(), kTRe.size(), kTRe) == 0;
+        if (messages[k].role == "user" && !tool_response) {
+          last_query = k;
+          break;
+        }
+      }
+      for (size_t i = 0; i < messages.size(); ++i) {
+        const ChatMessage& m = messages[i];
+        if (m.role != "assistant") {
+          out.text.append(kImStart).append(m.role).append("\n").append(m.content).append(kImEnd).append("\n");
+          continue;
+        }
+        std::string content = m.content, reasoning;
+        const size_t close = m.content.find(kThinkEnd);
+        if (close != std::string::npos) {
+          content = lstrip_char(m.content.substr(m.content.rfind(kThinkEnd) + kThinkEnd.size()), '\n');
+          const std::string before = rstrip_char(m.content.substr(0, close), '\n');
+          const size_t open = before.rfind("<think>");
+          reasoning = lstrip_char(open == std::string::npos ? before : before.substr(open + 7), '\n');
+        }
+        out.text.append(kImStart).append("assistant\n");
+        if (i > last_query && (i + 1 == messages.size() || !reasoning.empty())) {
+          content = "<think>\n" + rstrip_char(lstrip_char(reasoning, '\n'), '\n') + "\n</think>\n\n" +
+                    lstrip_char(content, '\n');
+        } else if (close != std::string::npos) {
+          ++out.dropped_reasoning_turns;
+        }
+        append_turn(out, content, kImEnd, trained(i));
         out.text += "\n";
       }
       return out;

@@ -18,6 +18,7 @@
 #include "dtune/core/log.h"
 #include "dtune/data/chat_tokenizer.h"
 #include "dtune/data/hdf5_writer.h"
+#include "dtune/data/row_source.h"
 #include <filesystem>
 #include "dtune/tokenizer/tokenizer.h"
 
@@ -76,6 +77,7 @@ void RowTokenizer::tokenize(const Row& row, TokenizedRow& out) const {
   }
   const RenderedChat rendered = chat_->render(row.messages, row.first_trained);
   tokenize_chat(tokenizer_, rendered, out.ids, out.loss_mask);
+  out.dropped_reasoning_turns = rendered.dropped_reasoning_turns;
   if (train_all_) std::fill(out.loss_mask.begin(), out.loss_mask.end(), int8_t{1});
   out.truncated = static_cast<int64_t>(out.ids.size()) > max_length_;
   if (out.truncated) {
@@ -253,7 +255,8 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   if (!chat) row_tokenizer.set_train_all(!options.completion_only_loss);
   RowReaderOptions reader_options{chat ? std::vector<std::string>{} : tmpl.fields(), options.skip_bad_rows};
   reader_options.format = format;
-  RowReader reader(options.input_path, reader_options);
+  const std::unique_ptr<RowSource> source = open_row_source(options.input_path, reader_options);
+  RowSource& reader = *source;
   Hdf5Writer writer(options.output_path);  // removes its temp file unless finish() runs
 
   const int threads = options.threads > 0
@@ -283,6 +286,7 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
         for (size_t i = 0; i < item.rows.size(); ++i) {
           const TokenizedRow& row = item.out[i];
           stats.truncated_rows += row.truncated ? 1 : 0;
+          stats.dropped_reasoning_turns += row.dropped_reasoning_turns;
           if (row.prompt_length >= static_cast<int32_t>(row.ids.size())) {
             ++stats.dropped_rows;  // no completion token survived truncation
             continue;

@@ -20,8 +20,8 @@ namespace {
 
 const std::string kData = DTUNE_TEST_DATA;
 
-nlohmann::json fixture() {
-  return nlohmann::json::parse(dtune::test::read_text(kData + "/data/chat_deepseek_v3.json"));
+nlohmann::json fixture(const std::string& name = "deepseek_v3") {
+  return nlohmann::json::parse(dtune::test::read_text(dtune::str(kData, "/data/chat_", name, ".json")));
 }
 
 PretokenizeOptions chat_options(const dtune::test::ScratchDir& dir, const std::string& input) {
@@ -69,9 +69,9 @@ std::string rows_as(RowFormat format) {
 }
 
 // Oracle rows of the fixture with (first_trained != 0) == prompt_completion.
-std::vector<nlohmann::json> oracle_rows(bool prompt_completion) {
+std::vector<nlohmann::json> oracle_rows(bool prompt_completion, const std::string& name = "deepseek_v3") {
   std::vector<nlohmann::json> rows;
-  const nlohmann::json fx = fixture();
+  const nlohmann::json fx = fixture(name);
   for (const auto& r : fx.at("rows")) {
     if ((r.at("first_trained").get<size_t>() != 0) == prompt_completion) rows.push_back(r);
   }
@@ -119,6 +119,20 @@ BOOST_AUTO_TEST_CASE(messages_rows_equal_apply_chat_template_and_assistant_spans
   const dtune::PretokenizedInfo info = Hdf5Dataset::read_info(o.output_path);
   BOOST_TEST(info.template_name == "chat template: DeepSeek-V3");
   BOOST_TEST(contains(info.template_text, "messages rows rendered with the chat_template of"));
+}
+
+BOOST_AUTO_TEST_CASE(chat_template_option_and_dropped_reasoning_count) {
+  // DeepSeek-R1-Distill's template (given with --chat-template) keeps only what follows
+  // </think> in each assistant turn; the 3 turns of the rows that carry reasoning are counted.
+  dtune::test::ScratchDir dir("chat_r1");
+  dtune::test::write_text(dir.file("rows.jsonl"), rows_as(RowFormat::kMessages));
+  PretokenizeOptions o = chat_options(dir, dir.file("rows.jsonl"));
+  o.chat_template_path = kData + "/chat_templates/r1_distill_qwen";
+  const dtune::PretokenizeStats s = dtune::pretokenize(o);
+  BOOST_TEST(s.dropped_reasoning_turns == 3);
+  check_against_oracle(o.output_path, oracle_rows(false, "r1_distill_qwen"));
+  BOOST_TEST(Hdf5Dataset::read_info(o.output_path).template_name ==
+             "chat template: DeepSeek-R1-Distill (first release)");
 }
 
 BOOST_AUTO_TEST_CASE(sharegpt_rows_give_the_same_ids) {
@@ -182,9 +196,10 @@ BOOST_AUTO_TEST_CASE(format_detection_and_its_errors) {
   // A tokenizer folder whose template dtune does not know: refused, naming the file.
   dtune::test::write_text(dir.file("m.jsonl"), rows_as(RowFormat::kMessages));
   o = chat_options(dir, dir.file("m.jsonl"));
-  o.tokenizer_path = kData + "/tokenizers/qwen3";
-  const std::string qwen = error_of(o);
-  BOOST_TEST(contains(qwen, dtune::str(kData, "/tokenizers/qwen3/tokenizer_config.json: the chat_template")), qwen);
+  dtune::test::write_text(dir.file("tokenizer_config.json"), R"({"chat_template": "{{ messages }}"})");
+  o.chat_template_path = dir.file("tokenizer_config.json");
+  const std::string unknown = error_of(o);
+  BOOST_TEST(contains(unknown, dtune::str(dir.file("tokenizer_config.json"), ": the chat_template")), unknown);
   // --template with conversational rows is a contradiction, said so.
   o = chat_options(dir, dir.file("m.jsonl"));
   o.template_given = true;

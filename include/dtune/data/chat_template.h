@@ -27,6 +27,8 @@ enum class ChatFamily {
   kLlama3,    // {bos}<|start_header_id|>{role}<|end_header_id|>\n\n{content|trim}<|eot_id|>...
   kLlama31,   // Llama 3 plus a system header that always opens with the knowledge/today dates
   kChatML,    // <|im_start|>{role}\n{content}<|im_end|>\n..., a default system turn if none
+  kQwen3,     // ChatML; assistant turns after the last user turn as <think>\n{reasoning}\n</think>\n\n{answer},
+              // earlier ones keep only what follows </think>
 };
 
 // Rendered conversation. text is what apply_chat_template(tokenize=False) returns; loss_spans
@@ -37,6 +39,10 @@ enum class ChatFamily {
 struct RenderedChat {
   std::string text;
   std::vector<std::pair<size_t, size_t>> loss_spans;
+  // Assistant turns whose reasoning (the text up to </think>) the template left out, as
+  // apply_chat_template does: the DeepSeek-R1 templates drop it from every assistant turn,
+  // Qwen3's from turns before the last user turn. pretokenize reports the count.
+  int dropped_reasoning_turns = 0;
 };
 
 class ChatTemplate {

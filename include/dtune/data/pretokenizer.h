@@ -62,6 +62,7 @@ struct PretokenizeStats {
   int64_t truncated_rows = 0;
   int64_t dropped_rows = 0;  // prompt alone reached max_length: nothing to learn from
   int64_t tokens = 0;
+  int64_t dropped_reasoning_turns = 0;  // assistant turns whose <think> part the chat template left out
   double seconds = 0;
 };
 
@@ -74,6 +75,7 @@ struct TokenizedRow {
   std::vector<int8_t> loss_mask;  // conversational rows: 1 = loss on ids[i]; empty for
                                   // template rows (the loss is on ids[prompt_length:])
   bool truncated = false;
+  int dropped_reasoning_turns = 0;  // RenderedChat::dropped_reasoning_turns
 };
 
 // The per-row step, separate so that tests check it without files. Thread-safe (const).
