@@ -12,6 +12,7 @@ int run_pretokenize(int argc, char** argv) {
   std::string add_bos = "auto";
   std::string template_name;
   std::string format = "auto";
+  std::vector<std::string> inputs;
   std::string assistant_only_loss = "true", completion_only_loss = "true";
   po::options_description desc(
       "usage: dtune pretokenize --tokenizer PATH --input FILE --output FILE.h5 [options]\n\n"
@@ -25,8 +26,11 @@ int run_pretokenize(int argc, char** argv) {
       ("help,h", "show this help")
       ("tokenizer", po::value(&opt.tokenizer_path)->value_name("PATH"),
        "tokenizer.json, or the folder holding it and tokenizer_config.json")
-      ("input", po::value(&opt.input_path)->value_name("FILE"),
-       "rows: a JSON array of objects or JSON Lines (detected from the first byte)")
+      ("input", po::value(&inputs)->composing()->value_name("FILE[:WEIGHT]"),
+       "rows: a JSON array or JSON Lines file (plain, .gz or .zst), a Parquet file, an Arrow\n"
+       "IPC file/stream or a datasets save_to_disk folder (told from the first bytes). Repeat for\n"
+       "several inputs; WEIGHT below 1 samples that fraction of the input's rows, above 1\n"
+       "repeats them (seeded); each input gets its own eval split")
       ("output", po::value(&opt.output_path)->value_name("FILE.h5"), "the HDF5 file to write")
       ("format", po::value(&format)->default_value(format)->value_name("FORMAT"),
        "auto | template | messages | prompt-completion | sharegpt; auto: from the first row's\n"
@@ -69,6 +73,8 @@ int run_pretokenize(int argc, char** argv) {
   if (!template_name.empty()) opt.template_name = template_name;
   opt.template_given = !template_name.empty() || !opt.template_file.empty();
   opt.format = parse_row_format(format);
+  for (const std::string& in : inputs) opt.inputs.push_back(parse_input_source(in));
+  if (!opt.inputs.empty()) opt.input_path = opt.inputs.front().path;
   const auto parse_bool = [](const std::string& name, const std::string& v) {
     DTUNE_CHECK(v == "true" || v == "false", "--", name, ": expected true or false, got '", v, "'");
     return v == "true";
@@ -87,6 +93,14 @@ int run_pretokenize(int argc, char** argv) {
                 s.skipped_rows, " bad rows skipped; ", static_cast<int64_t>(
                 s.seconds > 0 ? double(s.rows_written) / s.seconds : 0), " rows/s in ",
                 static_cast<int64_t>(s.seconds * 10) / 10.0, " s"));
+  if (s.sources.size() > 1) {
+    for (size_t i = 0; i < s.sources.size(); ++i) {
+      const SourceStats& src = s.sources[i];
+      log::info(str("pretokenize: input ", i, " ", src.path, " (weight ", src.weight, "): ", src.rows,
+                    " rows read, ", src.skipped, " skipped -> ", src.train_rows, " train + ", src.eval_rows,
+                    " eval rows, ", src.tokens, " tokens"));
+    }
+  }
   if (s.dropped_reasoning_turns > 0) {
     log::warn(str(s.dropped_reasoning_turns, " assistant turns had reasoning (text before </think>) that the model's ",
                   "chat template leaves out, as apply_chat_template does (DeepSeek-R1 templates keep only the answer), ",

@@ -117,6 +117,7 @@ PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
   info.add_bos = h5::read_attr_string(file, "add_bos", path);
   info.source_path = h5::read_attr_string(file, "source_path", path);
   info.source_sha256 = h5::read_attr_string(file, "source_sha256", path);
+  if (h5::has_attr(file, "sources", path)) info.sources = h5::read_attr_string(file, "sources", path);
   info.num_train_rows = h5::read_attr_int(file, "num_train_rows", path);
   info.num_eval_rows = h5::read_attr_int(file, "num_eval_rows", path);
   info.num_skipped_rows = h5::read_attr_int(file, "num_skipped_rows", path);
@@ -202,6 +203,16 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
     d.h_->loss_mask = open_column(d.h_->group.get(), kLossMaskName, 1, path, group, n_mask);
     DTUNE_CHECK(n_mask == n_tokens, where, "/loss_mask has ", n_mask, " entries but tokens has ", n_tokens,
                 "; the file is corrupt");
+    hsize_t n_sources = 0;
+    h5::Handle sources = open_column(d.h_->group.get(), kSourceIdsName, 4, path, group, n_sources);
+    DTUNE_CHECK(n_sources == n_prompts, where, "/source_ids has ", n_sources, " entries for ", n_prompts,
+                " rows; the file is corrupt");
+    d.source_ids_.resize(n_sources);
+    read_range(sources.get(), H5T_NATIVE_INT32, 0, n_sources, d.source_ids_.data(), path,
+               group + "/" + kSourceIdsName);
+    for (hsize_t i = 0; i < n_sources; ++i) {
+      DTUNE_CHECK(d.source_ids_[i] >= 0, where, "/source_ids[", i, "] = ", d.source_ids_[i], "; the file is corrupt");
+    }
   }
   return d;
 }

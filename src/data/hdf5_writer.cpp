@@ -74,6 +74,7 @@ struct Hdf5Writer::Split {
   Column<int64_t> offsets;
   Column<int32_t> prompt_lengths;
   Column<int8_t> loss_mask;
+  Column<int32_t> source_ids;
   int64_t rows = 0;
 
   Split(hid_t file, const char* name) {
@@ -86,6 +87,7 @@ struct Hdf5Writer::Split {
                           kIndexChunk);
     loss_mask.create(group.get(), name, kLossMaskName, H5T_STD_I8LE, H5T_NATIVE_INT8,
                      static_cast<hsize_t>(kTokenChunk));
+    source_ids.create(group.get(), name, kSourceIdsName, H5T_STD_I32LE, H5T_NATIVE_INT32, kIndexChunk);
     offsets.pending.push_back(0);
   }
 
@@ -94,6 +96,7 @@ struct Hdf5Writer::Split {
     offsets.flush(kIndexChunk, final);
     prompt_lengths.flush(kIndexChunk, final);
     loss_mask.flush(static_cast<hsize_t>(kTokenChunk), final);
+    source_ids.flush(kIndexChunk, final);
   }
 };
 
@@ -112,6 +115,7 @@ struct Hdf5Writer::State {
       ok &= s->offsets.dataset.reset() >= 0;
       ok &= s->prompt_lengths.dataset.reset() >= 0;
       ok &= s->loss_mask.dataset.reset() >= 0;
+      ok &= s->source_ids.dataset.reset() >= 0;
       ok &= s->group.reset() >= 0;
     }
     ok &= file.reset() >= 0;
@@ -152,7 +156,8 @@ Hdf5Writer::~Hdf5Writer() {
 }
 
 void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_length,
-                        std::span<const int8_t> loss_mask) {
+                        std::span<const int8_t> loss_mask, int32_t source) {
+  DTUNE_CHECK(source >= 0, "internal: source index ", source);
   DTUNE_CHECK(prompt_length >= 0 && static_cast<size_t>(prompt_length) <= ids.size(),
               "internal: prompt length ", prompt_length, " outside a row of ", ids.size(),
               " tokens");
@@ -168,6 +173,7 @@ void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_
   s.tokens.pending.insert(s.tokens.pending.end(), ids.begin(), ids.end());
   s.offsets.pending.push_back(s.tokens.size());
   s.prompt_lengths.pending.push_back(prompt_length);
+  s.source_ids.pending.push_back(source);
   ++s.rows;
   s.flush(false);
 }
@@ -198,6 +204,7 @@ void Hdf5Writer::finish(PretokenizedInfo info) {
   h5::write_attr(root, "add_bos", info.add_bos);
   h5::write_attr(root, "source_path", info.source_path);
   h5::write_attr(root, "source_sha256", info.source_sha256);
+  if (!info.sources.empty()) h5::write_attr(root, "sources", info.sources);
   h5::write_attr(root, "num_train_rows", info.num_train_rows);
   h5::write_attr(root, "num_eval_rows", info.num_eval_rows);
   h5::write_attr(root, "num_skipped_rows", info.num_skipped_rows);

@@ -13,7 +13,10 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "dtune/core/cpus.h"
+#include "dtune/core/sha256.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/chat_tokenizer.h"
@@ -41,7 +44,12 @@ const char* add_bos_name(AddBos value) {
 
 void PretokenizeOptions::validate() const {
   DTUNE_CHECK(!tokenizer_path.empty(), "--tokenizer is required (a tokenizer.json or its folder)");
-  DTUNE_CHECK(!input_path.empty(), "--input is required (a JSON array or JSON Lines file)");
+  DTUNE_CHECK(!input_path.empty() || !inputs.empty(),
+              "--input is required (a JSON/JSONL file, .gz/.zst, Parquet, Arrow, or a datasets folder)");
+  for (const InputSource& s : sources()) {
+    DTUNE_CHECK(s.weight > 0, "--input ", s.path, ": the weight must be > 0, got ", s.weight);
+    DTUNE_CHECK(s.path != output_path, "--output must differ from --input");
+  }
   DTUNE_CHECK(!output_path.empty(), "--output is required (the .h5 file to write)");
   DTUNE_CHECK(max_length >= 2, "--max-length must be >= 2, got ", max_length);
   DTUNE_CHECK(max_length <= (int64_t{1} << 30), "--max-length ", max_length, " is too large");
@@ -225,11 +233,18 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   const PromptTemplate tmpl = options.template_file.empty()
                                   ? PromptTemplate::preset(options.template_name)
                                   : PromptTemplate::load_file(options.template_file);
+  const std::vector<InputSource> inputs = options.sources();
   RowFormat format = options.format;
   if (format == RowFormat::kAuto) {
-    format = options.template_given || !options.template_file.empty() ? RowFormat::kTemplate
-                                    : detect_row_format(first_row_fields(options.input_path), tmpl.fields(),
-                                                        options.input_path);
+    const bool given = options.template_given || !options.template_file.empty();
+    for (const InputSource& in : inputs) {  // every input must be of the first one's format
+      const RowFormat f = given ? RowFormat::kTemplate
+                                : detect_row_format(first_row_fields(in.path), tmpl.fields(), in.path);
+      DTUNE_CHECK(format == RowFormat::kAuto || f == format, in.path, ": its rows are ", row_format_name(f),
+                  " rows but ", inputs.front().path, "'s are ", row_format_name(format),
+                  "; one run takes inputs of one format (pass --format to say which)");
+      format = f;
+    }
   }
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_path);
   std::optional<ChatTemplate> chat;
@@ -255,8 +270,12 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   if (!chat) row_tokenizer.set_train_all(!options.completion_only_loss);
   RowReaderOptions reader_options{chat ? std::vector<std::string>{} : tmpl.fields(), options.skip_bad_rows};
   reader_options.format = format;
-  const std::unique_ptr<RowSource> source = open_row_source(options.input_path, reader_options);
-  RowSource& reader = *source;
+  std::vector<std::unique_ptr<RowSource>> readers;  // opened up front: a bad input fails at once
+  int64_t total_bytes = 0;
+  for (const InputSource& in : inputs) {
+    readers.push_back(open_row_source(in.path, reader_options));
+    total_bytes += readers.back()->file_size();
+  }
   Hdf5Writer writer(options.output_path);  // removes its temp file unless finish() runs
 
   const int threads = options.threads > 0
@@ -265,12 +284,13 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   Pipeline p;
   p.max_in_flight = options.max_batches_in_flight > 0 ? options.max_batches_in_flight : 4 * threads;
   PretokenizeStats stats;
+  for (const InputSource& in : inputs) stats.sources.push_back({in.path, in.weight});
   std::atomic<int64_t> bytes_read{0};
 
   // Writer: the only thread touching HDF5 (the library is built without thread safety).
   auto write_all = [&] {
     try {
-      Progress progress(options.show_progress, reader.file_size());
+      Progress progress(options.show_progress, total_bytes);
       for (int64_t next = 0;; ++next) {
         WorkItem item;
         {
@@ -285,15 +305,24 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
         }
         for (size_t i = 0; i < item.rows.size(); ++i) {
           const TokenizedRow& row = item.out[i];
+          const Row& in = item.rows[i];
+          SourceStats& src = stats.sources[static_cast<size_t>(in.source)];
+          ++src.rows;
           stats.truncated_rows += row.truncated ? 1 : 0;
           stats.dropped_reasoning_turns += row.dropped_reasoning_turns;
           if (row.prompt_length >= static_cast<int32_t>(row.ids.size())) {
             ++stats.dropped_rows;  // no completion token survived truncation
             continue;
           }
-          writer.append(is_eval_row(item.rows[i].number, options.seed, options.eval_fraction),
-                        row.ids, row.prompt_length, row.loss_mask);
-          stats.tokens += static_cast<int64_t>(row.ids.size());
+          const int64_t copies = row_copies(src.weight, in.number, options.seed, in.source);
+          const bool eval = is_eval_row(in.number, source_split_seed(options.seed, in.source), options.eval_fraction);
+          const int64_t n = eval ? std::min<int64_t>(copies, 1) : copies;  // eval rows are not repeated
+          for (int64_t c = 0; c < n; ++c) {
+            writer.append(eval, row.ids, row.prompt_length, row.loss_mask, in.source);
+            stats.tokens += static_cast<int64_t>(row.ids.size());
+            src.tokens += static_cast<int64_t>(row.ids.size());
+            ++(eval ? src.eval_rows : src.train_rows);
+          }
         }
         {
           std::lock_guard<std::mutex> lock(p.mu);
@@ -314,23 +343,32 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
 
   try {  // this thread reads
     int64_t seq = 0;
-    bool more = true;
-    while (more) {
-      WorkItem item;
-      item.seq = seq;
-      item.rows.resize(static_cast<size_t>(options.rows_per_batch));
-      size_t n = 0;
-      while (n < item.rows.size() && (more = reader.next(item.rows[n]))) ++n;
-      bytes_read.store(reader.bytes_read());
-      if (n == 0) break;
-      item.rows.resize(n);
-      std::unique_lock<std::mutex> lock(p.mu);
-      p.cv.wait(lock, [&] { return p.failed || p.in_flight < p.max_in_flight; });
-      if (p.failed) break;
-      ++p.in_flight;
-      p.todo.push_back(std::move(item));
-      ++seq;
-      p.cv.notify_all();
+    int64_t done_bytes = 0;  // of the inputs already read
+    bool stop = false;
+    for (size_t s = 0; s < readers.size() && !stop; ++s) {  // inputs one after the other
+      RowSource& reader = *readers[s];
+      bool more = true;
+      while (more) {
+        WorkItem item;
+        item.seq = seq;
+        item.rows.resize(static_cast<size_t>(options.rows_per_batch));
+        size_t n = 0;
+        while (n < item.rows.size() && (more = reader.next(item.rows[n]))) item.rows[n++].source = static_cast<int>(s);
+        bytes_read.store(done_bytes + reader.bytes_read());
+        if (n == 0) break;
+        item.rows.resize(n);
+        std::unique_lock<std::mutex> lock(p.mu);
+        p.cv.wait(lock, [&] { return p.failed || p.in_flight < p.max_in_flight; });
+        if (p.failed) {
+          stop = true;
+          break;
+        }
+        ++p.in_flight;
+        p.todo.push_back(std::move(item));
+        ++seq;
+        p.cv.notify_all();
+      }
+      done_bytes += reader.file_size();
     }
     std::lock_guard<std::mutex> lock(p.mu);
     p.input_done = true;
@@ -344,13 +382,19 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   if (p.error) std::rethrow_exception(p.error);
 
   const int64_t written = writer.num_rows(false) + writer.num_rows(true);
-  DTUNE_CHECK(written > 0, options.input_path, ": no usable rows (", reader.skipped_rows(),
+  int64_t skipped = 0;
+  for (size_t s = 0; s < readers.size(); ++s) {
+    stats.sources[s].skipped = readers[s]->skipped_rows();
+    skipped += stats.sources[s].skipped;
+  }
+  DTUNE_CHECK(written > 0, inputs.front().path, inputs.size() > 1 ? " (and the other inputs)" : "",
+              ": no usable rows (", skipped,
               " skipped, ", stats.dropped_rows, " dropped because the prompt alone reached ",
               "--max-length); nothing written to ", options.output_path);
   stats.train_rows = writer.num_rows(false);
   stats.eval_rows = writer.num_rows(true);
   stats.rows_written = written;
-  stats.skipped_rows = reader.skipped_rows();
+  stats.skipped_rows = skipped;
 
   PretokenizedInfo info;
   info.dtune_version = DTUNE_VERSION;
@@ -372,8 +416,23 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
     info.template_text = tmpl.text();
   }
   info.add_bos = add_bos_name(options.add_bos);
-  info.source_path = options.input_path;
-  info.source_sha256 = reader.sha256();
+  if (inputs.size() == 1) {
+    info.source_path = inputs.front().path;
+    info.source_sha256 = readers.front()->sha256();
+  } else {
+    nlohmann::json sources = nlohmann::json::array();
+    std::string lines;
+    for (size_t s = 0; s < inputs.size(); ++s) {
+      const SourceStats& st = stats.sources[s];
+      info.source_path += (s == 0 ? "" : "; ") + st.path;
+      lines += str(st.path, "=", readers[s]->sha256(), "\n");
+      sources.push_back({{"path", st.path}, {"sha256", readers[s]->sha256()}, {"weight", st.weight},
+                         {"rows", st.rows}, {"skipped", st.skipped}, {"train_rows", st.train_rows},
+                         {"eval_rows", st.eval_rows}, {"tokens", st.tokens}});
+    }
+    info.source_sha256 = sha256_hex(lines);
+    info.sources = sources.dump();
+  }
   info.num_skipped_rows = stats.skipped_rows;
   info.num_truncated_rows = stats.truncated_rows;
   info.num_dropped_rows = stats.dropped_rows;

@@ -37,6 +37,8 @@ class Hdf5Dataset {
   int64_t num_tokens() const { return offsets_.empty() ? 0 : offsets_.back(); }
   int64_t row_length(int64_t row) const { return offsets_[row + 1] - offsets_[row]; }
   int32_t prompt_length(int64_t row) const { return prompt_lengths_[row]; }
+  // Index of row's input (--input order, info().sources); 0 in files of one input / version 1.
+  int32_t source_id(int64_t row) const { return source_ids_.empty() ? 0 : source_ids_[row]; }
   const PretokenizedInfo& info() const { return info_; }
   const std::string& path() const { return path_; }
   const std::string& split() const { return split_; }
@@ -59,6 +61,7 @@ class Hdf5Dataset {
   PretokenizedInfo info_;
   std::vector<int64_t> offsets_;
   std::vector<int32_t> prompt_lengths_;
+  std::vector<int32_t> source_ids_;  // empty for version 1 files
   std::unique_ptr<Handles> h_;
 };
 

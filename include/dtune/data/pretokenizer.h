@@ -10,6 +10,7 @@
 #include "dtune/data/conversation.h"
 #include "dtune/data/prompt_template.h"
 #include "dtune/data/row_reader.h"
+#include "dtune/data/source_mix.h"
 
 namespace dtune {
 
@@ -26,7 +27,12 @@ const char* add_bos_name(AddBos value);
 
 struct PretokenizeOptions {
   std::string tokenizer_path;   // tokenizer.json or its folder
-  std::string input_path;       // JSON array or JSON Lines of rows
+  std::string input_path;       // the input (row_source.h: JSON/JSONL, .gz/.zst, Parquet, Arrow)
+  // Several inputs with weights (--input FILE[:WEIGHT] repeated); empty: {input_path, 1}.
+  std::vector<InputSource> inputs;
+  std::vector<InputSource> sources() const {
+    return inputs.empty() ? std::vector<InputSource>{{input_path, 1}} : inputs;
+  }
   std::string output_path;      // the .h5 file to create (replaced only on success)
   std::string template_name = "recipe";  // a preset; ignored when template_file is set
   std::string template_file;    // a template file (syntax in prompt_template.h)
@@ -54,7 +60,19 @@ struct PretokenizeOptions {
   void validate() const;
 };
 
+// Per input (--input order).
+struct SourceStats {
+  std::string path;
+  double weight = 1;
+  int64_t rows = 0;        // good rows read
+  int64_t skipped = 0;     // bad rows skipped
+  int64_t train_rows = 0;  // rows written to /train (repeats included)
+  int64_t eval_rows = 0;
+  int64_t tokens = 0;      // tokens written
+};
+
 struct PretokenizeStats {
+  std::vector<SourceStats> sources;
   int64_t rows_written = 0;  // train + eval
   int64_t train_rows = 0;
   int64_t eval_rows = 0;
@@ -109,7 +127,10 @@ class RowTokenizer {
 bool is_eval_row(int64_t row_number, uint64_t seed, double eval_fraction);
 
 // Runs the whole pipeline: one reader (this thread), `threads` tokenizer threads, one writer
-// thread; output row order = input order. Throws dtune::Error; no output file then.
+// thread; output row order = input order (inputs one after the other). Each row of input s is
+// written row_copies(weight_s, row, seed, s) times (source_mix.h; its eval rows once), to
+// /eval when is_eval_row(row, source_split_seed(seed, s), eval_fraction). Throws dtune::Error;
+// no output file then.
 PretokenizeStats pretokenize(const PretokenizeOptions& options);
 
 }  // namespace dtune

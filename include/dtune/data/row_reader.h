@@ -17,6 +17,7 @@ namespace dtune {
 // One row: the requested fields' values, in the order the reader was asked for them.
 struct Row {
   int64_t number = 0;               // 1-based position in the file (array element / JSONL row)
+  int source = 0;                   // index of the input it came from (--input order)
   std::vector<std::string> values;  // values[i] is the field fields[i] (UTF-8 checked)
   // Conversational formats: the row's turns (prompt then completion for prompt-completion),
   // validated by join_conversation, and the index of the first turn that may take the loss.
