@@ -15,32 +15,26 @@ int run_pretokenize(int argc, char** argv) {
   std::vector<std::string> inputs;
   std::string assistant_only_loss = "true", completion_only_loss = "true";
   po::options_description desc(
-      "usage: dtune pretokenize --tokenizer PATH --input FILE --output FILE.h5 [options]\n\n"
-      "Tokenizes every row of a JSON array or JSON Lines file into one HDF5 file with /train and\n"
-      "/eval splits (layout: docs/DATA_FORMAT.md): rows of string fields through a prompt\n"
-      "template (loss on the completion; each row ends with EOS), or conversations (TRL\n"
-      "messages, prompt-completion, ShareGPT) through the model's chat template as\n"
-      "apply_chat_template renders them (loss on the assistant turns). The output appears only\n"
-      "when complete.\n\noptions");
+      "usage: dtune pretokenize --tokenizer PATH --input FILE[:WEIGHT]... --output FILE.h5 [options]\n\n"
+      "Tokenizes every row of its inputs (JSON / JSON Lines, plain, .gz or .zst; Parquet; Arrow;\n"
+      "datasets folders) into one HDF5 file with /train and /eval splits (docs/DATA_FORMAT.md):\n"
+      "rows of string fields through a prompt template (loss on the completion; each row ends\n"
+      "with EOS), or conversations (TRL messages, prompt-completion, ShareGPT) through the\n"
+      "model's chat template as apply_chat_template renders them (loss on the assistant turns).\n"
+      "The output appears only when complete.\n\noptions");
   desc.add_options()
       ("help,h", "show this help")
       ("tokenizer", po::value(&opt.tokenizer_path)->value_name("PATH"),
        "tokenizer.json, or the folder holding it and tokenizer_config.json")
       ("input", po::value(&inputs)->composing()->value_name("FILE[:WEIGHT]"),
-       "rows: a JSON array or JSON Lines file (plain, .gz or .zst), a Parquet file, an Arrow\n"
-       "IPC file/stream or a datasets save_to_disk folder (told from the first bytes). Repeat for\n"
-       "several inputs; WEIGHT below 1 samples that fraction of the input's rows, above 1\n"
-       "repeats them (seeded); each input gets its own eval split")
+       "rows: a JSON array or JSON Lines file (plain, .gz or .zst), a Parquet file, an Arrow IPC file/stream or a datasets save_to_disk folder (told from the first bytes). Repeat for several inputs; WEIGHT below 1 samples that fraction of the input's rows, above 1 repeats them (seeded); each input gets its own eval split")
       ("output", po::value(&opt.output_path)->value_name("FILE.h5"), "the HDF5 file to write")
       ("format", po::value(&format)->default_value(format)->value_name("FORMAT"),
-       "auto | template | messages | prompt-completion | sharegpt; auto: from the first row's\n"
-       "fields (messages, prompt + completion, conversations, else the template's fields)")
+       "auto | template | messages | prompt-completion | sharegpt; auto: from the first row's fields (messages, prompt + completion, conversations, else the template's fields)")
       ("chat-template", po::value(&opt.chat_template_path)->value_name("FILE"),
-       "conversational rows: the tokenizer_config.json (or chat_template.jinja) whose\n"
-       "chat_template renders them; default: the one beside the tokenizer")
+       "conversational rows: the tokenizer_config.json (or chat_template.jinja) whose chat_template renders them; default: the one beside the tokenizer")
       ("assistant-only-loss", po::value(&assistant_only_loss)->default_value(assistant_only_loss)->value_name("true|false"),
-       "messages/sharegpt rows: loss on assistant turns (content + end-of-turn token) only;\n"
-       "false: on every token")
+       "messages/sharegpt rows: loss on assistant turns (content + end-of-turn token) only; false: on every token")
       ("completion-only-loss", po::value(&completion_only_loss)->default_value(completion_only_loss)->value_name("true|false"),
        "template and prompt-completion rows: loss on the completion only; false: on every token")
       ("template", po::value(&template_name)->value_name("NAME"),
