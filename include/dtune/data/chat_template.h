@@ -58,11 +58,12 @@ class ChatTemplate {
   // stands for ("" when the tokenizer has none).
   static ChatTemplate recognise(const std::string& template_text, const std::string& bos_token,
                                 const std::string& source);
-  // "DeepSeek-R1 distill (Qwen/Llama)", "Llama 3", ... for messages and the HDF5 attribute.
+  // Names of the recognised templates ("DeepSeek-V3", "Llama 3.1 Instruct", ...), for messages.
   static std::vector<std::string> known_names();
 
   ChatFamily family() const { return family_; }
-  const std::string& name() const { return name_; }      // e.g. "DeepSeek-R1-Distill (first release)"
+  const std::string& name() const { return name_; }      // e.g. "DeepSeek-R1-Distill (first release)";
+                                                         // in the HDF5 template_name attribute
   const std::string& sha256() const { return sha256_; }  // of the template text
   const std::string& source() const { return source_; }  // the file it was read from
 
