@@ -7,7 +7,7 @@
 # (multiprocessing.Pool(2), 1,000-row batches) -- what datasets.map(..., batched=True,
 # num_proc=2) runs per batch, without its Arrow cache writes. Both write the same ids (checked
 # on every row). Reports rows/s and peak RSS; 5,000 rows too, to show memory flat in the size.
-# Results go in docs/bench/PRETOKENIZE_CHAT.md.
+# Not yet measured on an idle machine; record results in docs/bench/PRETOKENIZE_CHAT.md.
 #
 # Usage: bash bench/pretokenize_chat_bench.sh [build dir, default build] [threads, default 2]
 set -euo pipefail
