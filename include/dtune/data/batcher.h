@@ -14,9 +14,10 @@ namespace dtune {
 
 
 // One micro-batch. Every (B, T) array is row-major, B = batch_size, T = seq_len. Labels are
-// NOT shifted: labels[b, t] is the id at t when the loss is taken on it, else kIgnoreIndex
-// (prompt tokens, padding, and the first token of every row, which has nothing before it in
-// its row to be predicted from). The trainer shifts (logits at t-1 predict labels at t).
+// NOT shifted: labels[b, t] is the id at t when the loss is taken on it (the row's loss_mask,
+// Hdf5Dataset::read_loss_mask), else kIgnoreIndex (prompt and other non-trained tokens,
+// padding, and the first token of every row, which has nothing before it in its row to be
+// predicted from). The trainer shifts (logits at t-1 predict labels at t).
 struct Batch {
   int64_t batch_size = 0;                // B: rows (padded) or packed sequences
   int64_t seq_len = 0;                   // T: longest row (padded) or pack_length (packed)
@@ -87,6 +88,7 @@ class Batcher {
   int64_t loaded_epoch_ = -1;
   std::vector<int64_t> order_;  // this rank's rows for loaded_epoch_
   std::vector<int32_t> row_buf_;
+  std::vector<int8_t> mask_buf_;
 };
 
 // A micro-batch with no rows (B = 0, no loss tokens): what a rank whose rows of the epoch are

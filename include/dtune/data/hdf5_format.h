@@ -9,18 +9,27 @@
 
 namespace dtune {
 
-// Bump when the layout changes incompatibly; the reader rejects other versions.
-constexpr int64_t kDataFormatVersion = 1;
+// Bump when the layout changes; the reader reads kOldestDataFormatVersion..kDataFormatVersion.
+// 2: adds loss_mask (conversational rows train on several assistant spans, not one suffix).
+constexpr int64_t kDataFormatVersion = 2;
+constexpr int64_t kOldestDataFormatVersion = 1;
 // Groups: "/train", "/eval". Datasets in each group:
 //   tokens          int32 (n_tokens,)    all rows' ids back to back; chunked, shuffle + gzip
 //                                        + Fletcher-32 (every dataset has the same filters)
 //   offsets         int64 (n_rows + 1,)  row i is tokens[offsets[i]:offsets[i+1]]; offsets[0]=0
-//   prompt_lengths  int32 (n_rows,)      leading tokens of row i that are prompt (no loss)
+//   prompt_lengths  int32 (n_rows,)      leading tokens of row i that take no loss (version 2:
+//                                        the index of its first loss_mask = 1 token)
+//   loss_mask       int8  (n_tokens,)    version >= 2: 1 where the loss is taken on the token,
+//                                        0 elsewhere (version 1: 1 from prompt_lengths[i] on)
+//   source_ids      int32 (n_rows,)      version >= 2: index of row i's input in the `sources`
+//                                        attribute (--input order); version 1: all 0
 constexpr const char* kTrainGroup = "train";
 constexpr const char* kEvalGroup = "eval";
 constexpr const char* kTokensName = "tokens";
 constexpr const char* kOffsetsName = "offsets";
 constexpr const char* kPromptLengthsName = "prompt_lengths";
+constexpr const char* kLossMaskName = "loss_mask";
+constexpr const char* kSourceIdsName = "source_ids";
 
 // Root attributes of a pretokenized file. Ids are -1 when the tokenizer has no such token.
 struct PretokenizedInfo {
@@ -35,8 +44,12 @@ struct PretokenizedInfo {
   std::string template_name;     // preset name or template file path
   std::string template_text;     // the template, {@completion} marker included
   std::string add_bos;           // "auto" | "yes" | "no"
-  std::string source_path;       // --input as given
-  std::string source_sha256;     // hex sha256 of the input file bytes
+  std::string source_path;       // --input as given; several inputs: their paths joined by "; "
+  std::string source_sha256;     // hex sha256 of the input file bytes; several inputs: of their
+                                 // "path=sha256\n" lines
+  // Version >= 2 with several inputs: a JSON array, one object per --input in order: path,
+  // sha256, weight, rows (good rows read), skipped, train_rows, eval_rows, tokens. "" otherwise.
+  std::string sources;
   int64_t num_train_rows = 0;
   int64_t num_eval_rows = 0;
   int64_t num_skipped_rows = 0;    // bad input rows skipped under --skip-bad-rows
@@ -69,6 +82,7 @@ inline std::string string_attributes_sha256(const PretokenizedInfo& info) {
   add("add_bos", info.add_bos);
   add("source_path", info.source_path);
   add("source_sha256", info.source_sha256);
+  if (!info.sources.empty()) add("sources", info.sources);  // absent before several inputs
   return h.hex_digest();
 }
 

@@ -26,8 +26,12 @@ class Hdf5Writer {
   Hdf5Writer& operator=(const Hdf5Writer&) = delete;
 
   // Appends one row to /train (eval=false) or /eval. ids are int32 token ids; prompt_length
-  // must be in [0, ids.size()].
-  void append(bool eval, std::span<const int32_t> ids, int32_t prompt_length);
+  // must be in [0, ids.size()]. loss_mask: one 0/1 per id (1 = the loss is taken on it), or
+  // empty for "every id from prompt_length on"; with a mask, prompt_length must be the index
+  // of its first 1 (ids.size() when none).
+  // source: index of the row's input (InputSource order), >= 0.
+  void append(bool eval, std::span<const int32_t> ids, int32_t prompt_length,
+              std::span<const int8_t> loss_mask = {}, int32_t source = 0);
   int64_t num_rows(bool eval) const;
   int64_t num_tokens(bool eval) const;
 

@@ -22,6 +22,12 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
   // Text for ids; invalid UTF-8 becomes U+FFFD as in `tokenizers`.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
+  // The raw bytes id stands for in the (normalized) text it was encoded from: an added token's
+  // content, or a vocabulary token's byte-level spelling decoded to bytes (may be part of a
+  // UTF-8 character). With an identity normalizer, the token_bytes of encode(text, false)
+  // concatenate to text exactly: chat_tokenizer uses this to map ids to byte offsets (what
+  // `tokenizers` returns as offset_mapping). "" for an id that is not in the vocabulary.
+  std::string token_bytes(int32_t id) const;
 
   int32_t vocab_size() const;  // highest id + 1, added tokens included
   std::optional<int32_t> token_to_id(std::string_view token) const;
