@@ -82,6 +82,18 @@ void check_nccl_launch(ncclResult_t rc, const char* what) {
                                                : std::string("\n  hint: rerun with NCCL_DEBUG=INFO; see docs/HPC.md")));
 }
 
+// A new event recorded on stream (after the work queued so far); the caller destroys it.
+cudaEvent_t record_event(cudaStream_t stream) {
+  cudaEvent_t ev;
+  CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  const cudaError_t recorded = cudaEventRecord(ev, stream);
+  if (recorded != cudaSuccess) {
+    cudaEventDestroy(ev);  // best effort: the error below is what matters
+    CUDA_CHECK(recorded);
+  }
+  return ev;
+}
+
 // `waiter` waits (on the device) for the work queued so far on `waited`.
 void stream_wait(cudaStream_t waiter, cudaStream_t waited) {
   cudaEvent_t ev;
@@ -218,14 +230,7 @@ class NcclCommunicator final : public Communicator {
                                     nccl_type(input.scalar_type()), comm_, side),
                       "all_gather");
     track(side, "all_gather");
-    cudaEvent_t done;
-    CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-    const cudaError_t recorded = cudaEventRecord(done, side);
-    if (recorded != cudaSuccess) {
-      cudaEventDestroy(done);  // best effort: the error below is what matters
-      CUDA_CHECK(recorded);
-    }
-    return std::make_unique<NcclPendingGather>(done, device_);
+    return std::make_unique<NcclPendingGather>(record_event(side), device_);
   }
   void barrier() override { host_.barrier(); }
   double all_reduce_scalar(double value, ReduceOp op) override { return host_.all_reduce_scalar(value, op); }
@@ -245,13 +250,7 @@ class NcclCommunicator final : public Communicator {
 
   // Records an event after the collective; the watchdog retires it or ends the job.
   void track(cudaStream_t stream, const char* what) {
-    cudaEvent_t ev;
-    CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    const cudaError_t recorded = cudaEventRecord(ev, stream);
-    if (recorded != cudaSuccess) {
-      cudaEventDestroy(ev);  // best effort: the error below is what matters
-      CUDA_CHECK(recorded);
-    }
+    cudaEvent_t ev = record_event(stream);
     watchdog_.launched(
         str("NCCL ", what, " (", phase_, ")"),
         [ev](std::string* error) {
