@@ -2,6 +2,7 @@
 #include "dtune/data/batcher.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "dtune/core/error.h"
 
@@ -14,17 +15,40 @@ Batcher::Batcher(const Hdf5Dataset& data, const ShardSampler& sampler, BatcherOp
               "packing, got ", options_.pack_length);
   DTUNE_CHECK(sampler.num_rows() == data.num_rows(), "internal: sampler made for ",
               sampler.num_rows(), " rows, dataset has ", data.num_rows());
+  load_order();
 }
 
 void Batcher::restore(const SamplerState& state) {
-  sampler_.check_state(state);
+  sampler_.check_state(state, read_rule());
+  const bool same_plan = state.epoch == state_.epoch && state.reshards.size() == state_.reshards.size();
   state_ = state;
+  if (!same_plan || !state.reshards.empty()) load_order();
 }
 
-void Batcher::load_epoch(int64_t epoch) {
-  if (loaded_epoch_ == epoch) return;
-  order_ = sampler_.rows_for_epoch(epoch);
-  loaded_epoch_ = epoch;
+void Batcher::load_order() { order_ = sampler_.rows_for_epoch(state_.epoch, state_.reshards, read_rule()); }
+
+ReadRule Batcher::read_rule() const {
+  return [this](const std::vector<int64_t>& share, int64_t position, std::vector<bool>& reached) {
+    mark_read(share, position, reached);
+  };
+}
+
+void Batcher::mark_read(const std::vector<int64_t>& share, int64_t position, std::vector<bool>& reached) const {
+  if (options_.pack || options_.group_window <= 1) {
+    std::fill(reached.begin(), reached.begin() + position, true);
+    return;
+  }
+  // next()'s window: whole windows before it are read; in it, the first rows by length.
+  const int64_t n = static_cast<int64_t>(share.size());
+  const int64_t window = options_.group_window * options_.batch_size;
+  const int64_t start = position / window * window;
+  std::fill(reached.begin(), reached.begin() + start, true);
+  std::vector<int64_t> index(static_cast<size_t>(std::min(n, start + window) - start));
+  std::iota(index.begin(), index.end(), start);
+  std::stable_sort(index.begin(), index.end(), [&](int64_t x, int64_t y) {
+    return data_.row_length(share[static_cast<size_t>(x)]) > data_.row_length(share[static_cast<size_t>(y)]);
+  });
+  for (int64_t i = 0; i < position - start; ++i) reached[static_cast<size_t>(index[static_cast<size_t>(i)])] = true;
 }
 
 int64_t Batcher::take_packed(int64_t position, const std::vector<int64_t>& order,
@@ -49,22 +73,26 @@ int64_t Batcher::take_packed(int64_t position, const std::vector<int64_t>& order
 }
 
 int64_t Batcher::batches_in_epoch(int64_t epoch) const {
-  const int64_t n = sampler_.rows_per_rank();
+  const bool current = epoch == state_.epoch;
+  const int64_t n = current ? static_cast<int64_t>(order_.size()) : sampler_.rows_per_rank();
   if (!options_.pack) return (n + options_.batch_size - 1) / options_.batch_size;
-  const std::vector<int64_t> order = sampler_.rows_for_epoch(epoch);
+  std::vector<int64_t> other;
+  if (!current) other = sampler_.rows_for_epoch(epoch);
+  const std::vector<int64_t>& order = current ? order_ : other;
   int64_t batches = 0;
   for (int64_t pos = 0; pos < n; ++batches) pos = take_packed(pos, order, nullptr);
   return batches;
 }
 
 bool Batcher::next(Batch& batch) {
-  const int64_t n = sampler_.rows_per_rank();
+  const int64_t n = static_cast<int64_t>(order_.size());
   if (state_.position >= n) {
     state_.epoch += 1;
     state_.position = 0;
+    state_.reshards.clear();
+    load_order();
     return false;
   }
-  load_epoch(state_.epoch);
   if (options_.pack) {
     std::vector<std::vector<int64_t>> sequences;
     const int64_t next_pos = take_packed(state_.position, order_, &sequences);

@@ -4,10 +4,13 @@
 #include "dtune/data/batcher.h"
 
 #include <algorithm>
+#include <numeric>
+#include <string>
 
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
+#include "dtune/core/error.h"
 #include "synthetic_h5.h"
 #include "test_files.h"
 
@@ -209,6 +212,98 @@ BOOST_AUTO_TEST_CASE(every_row_is_trained_once_per_epoch_on_any_number_of_ranks)
     }
   }
   BOOST_TEST(ranks_differed);
+}
+
+// A run resumed on another number of ranks mid-epoch (SamplerState::reshards): the rows the
+// earlier worlds had not reached are dealt out over the new one, so across the interruptions
+// every row of the epoch is trained once. Chains of worlds 2 -> 1, 2 -> 4, 3 -> 2 -> 1 and
+// 1 -> 3, interrupted after 0 to 3 micro-batches, padded, grouped and packed (uneven positions).
+// The only repeats are the wrap-around padding of a world whose rows do not divide evenly (the
+// documented exception): for the last world exactly ceil(left / w) * w - left of them.
+BOOST_AUTO_TEST_CASE(a_reshard_mid_epoch_trains_every_row_once) {
+  dtune::test::ScratchDir dir("batch_reshard");
+  constexpr int64_t kRows = 24;
+  std::vector<int32_t> lengths, prompts;
+  for (int i = 0; i < kRows; ++i) {
+    lengths.push_back(i % 2 == 0 ? 3 + (i * 5) % 7 : 12 + (i * 3) % 9);
+    prompts.push_back(1 + i % 3);
+  }
+  dtune::test::write_synthetic_h5(dir.file("d.h5"), dtune::test::make_rows(lengths, prompts));
+  const Hdf5Dataset data = Hdf5Dataset::open(dir.file("d.h5"), "train");
+  struct Mode {
+    const char* name;
+    BatcherOptions options;
+  };
+  const Mode modes[] = {{"padded", BatcherOptions{2, false, 0, 0, 0}},
+                        {"grouped", BatcherOptions{2, false, 0, 3, 0}},
+                        {"packed", BatcherOptions{1, true, 24, 0, 0}}};
+  const std::vector<std::vector<int>> chains = {{2, 1}, {2, 4}, {3, 2, 1}, {1, 3}};
+  for (const Mode& mode : modes) {
+    for (const std::vector<int>& chain : chains) {
+      for (int64_t stop_after = 0; stop_after <= 3; ++stop_after) {
+        BOOST_TEST_CONTEXT(mode.name << ", worlds " << chain.front() << ".." << chain.back() << ", "
+                                     << stop_after << " micro-batches per world") {
+        std::vector<int> trained(kRows, 0);
+        int64_t extra_before_last = 0, left_for_last = kRows;
+        std::vector<dtune::Reshard> reshards;  // what a checkpoint carries into the next world
+        for (size_t k = 0; k < chain.size(); ++k) {
+          const int world = chain[k];
+          const bool last = k + 1 == chain.size();
+          if (last) {
+            left_for_last = std::count(trained.begin(), trained.end(), 0);
+            extra_before_last = std::accumulate(trained.begin(), trained.end(), int64_t{0}) - (kRows - left_for_last);
+          }
+          std::vector<ShardSampler> samplers;
+          for (int r = 0; r < world; ++r) samplers.emplace_back(kRows, r, world, SamplerOptions{5, true, false});
+          std::vector<Batcher> batchers;
+          for (int r = 0; r < world; ++r) batchers.emplace_back(data, samplers[r], mode.options);
+          dtune::Reshard reached{world, {}};
+          for (int r = 0; r < world; ++r) {
+            dtune::SamplerState st = samplers[r].start_state(1);
+            st.reshards = reshards;
+            // As a checkpoint carries it: through JSON.
+            batchers[r].restore(nlohmann::json(st).get<dtune::SamplerState>());
+            const int64_t batches = batchers[r].batches_in_epoch(1);
+            int64_t ran = 0;
+            for (; batchers[r].rows_left() && (last || ran < stop_after); ++ran) {
+              Batch b;
+              BOOST_REQUIRE(batchers[r].next(b));
+              for (int64_t row : b.rows) ++trained[static_cast<size_t>(row)];
+            }
+            if (last) BOOST_TEST(ran == batches);  // batches_in_epoch counts the resharded plan
+            reached.positions.push_back(batchers[r].state().position);
+          }
+          reshards.push_back(reached);
+        }
+        const int64_t extra = std::accumulate(trained.begin(), trained.end(), int64_t{0}) - kRows;
+        const int64_t w = chain.back();
+        for (int c : trained) BOOST_TEST((c == 1 || c == 2));
+        BOOST_TEST(extra == extra_before_last + (left_for_last + w - 1) / w * w - left_for_last);
+        }
+      }
+    }
+  }
+}
+
+// A reshard that does not fit the epoch is a damaged checkpoint, named as such.
+BOOST_AUTO_TEST_CASE(a_damaged_reshard_is_refused) {
+  const ShardSampler s(24, 0, 2, SamplerOptions{5, true, false});
+  const std::vector<dtune::Reshard> short_list = {dtune::Reshard{3, {1, 2}}};  // 2 positions for 3 ranks
+  const std::vector<dtune::Reshard> past_share = {dtune::Reshard{2, {13, 0}}};  // a share is 12 rows
+  const std::vector<dtune::Reshard> no_world = {dtune::Reshard{0, {}}};
+  BOOST_CHECK_THROW(s.rows_for_epoch(0, short_list), dtune::Error);
+  BOOST_CHECK_THROW(s.rows_for_epoch(0, past_share), dtune::Error);
+  BOOST_CHECK_THROW(s.rows_for_epoch(0, no_world), dtune::Error);
+  const nlohmann::json no_positions = {{"seed", 5},     {"epoch", 0},      {"position", 0},
+                                       {"num_rows", 24}, {"world_size", 2}, {"reshards", {{{"world_size", 2}}}}};
+  BOOST_CHECK_THROW(no_positions.get<dtune::SamplerState>(), dtune::Error);
+  // A state of a resharded epoch is checked against that epoch's plan: 12 rows left for 2 ranks.
+  dtune::SamplerState st = s.start_state(0);
+  st.reshards = {dtune::Reshard{4, {3, 3, 3, 3}}};
+  st.position = 6;
+  BOOST_CHECK_NO_THROW(s.check_state(st));
+  st.position = 7;
+  BOOST_CHECK_THROW(s.check_state(st), dtune::Error);
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_batch_has_no_rows_and_no_loss_tokens) {

@@ -64,17 +64,24 @@ class Batcher {
   // state then moves to the start of the next epoch.
   bool next(Batch& batch);
   // Micro-batches this rank yields in epoch (from row lengths only; reads no tokens): exactly
-  // the number of next() calls that return true from the start of that epoch.
+  // the number of next() calls that return true from the start of that epoch. For the current
+  // epoch, from the start of its current plan (state().reshards: after a resume on another
+  // number of ranks, the rows that world had left).
   int64_t batches_in_epoch(int64_t epoch) const;
   // True while this rank has rows of the current epoch not yet returned by next().
-  bool rows_left() const { return state_.position < sampler_.rows_per_rank(); }
+  bool rows_left() const { return state_.position < static_cast<int64_t>(order_.size()); }
 
   // The position after the last batch returned; restore() with it continues exactly there.
   const SamplerState& state() const { return state_; }
   void restore(const SamplerState& state);
 
  private:
-  void load_epoch(int64_t epoch);
+  // order_ for state_'s epoch and reshards.
+  void load_order();
+  // The ReadRule of this batcher: a prefix, or with group_window whole windows plus the first
+  // rows of the current window sorted by length (as next() reads them).
+  void mark_read(const std::vector<int64_t>& share, int64_t position, std::vector<bool>& reached) const;
+  ReadRule read_rule() const;
   // Rows [position, next) of this epoch's order that form the next batch.
   int64_t take_packed(int64_t position, const std::vector<int64_t>& order,
                       std::vector<std::vector<int64_t>>* sequences) const;
@@ -85,8 +92,7 @@ class Batcher {
   const ShardSampler& sampler_;
   BatcherOptions options_;
   SamplerState state_;
-  int64_t loaded_epoch_ = -1;
-  std::vector<int64_t> order_;  // this rank's rows for loaded_epoch_
+  std::vector<int64_t> order_;  // this rank's rows for state_'s epoch (and reshards)
   std::vector<int32_t> row_buf_;
   std::vector<int8_t> mask_buf_;
 };
