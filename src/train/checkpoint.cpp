@@ -52,6 +52,22 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
   return out;
 }
 
+// Why checkpoint folder dir cannot be resumed ("" when it can): its marker and state files must
+// parse, its tensors must be there.
+std::string checkpoint_problem(const fs::path& dir) {
+  try {
+    const nlohmann::json trainer = nlohmann::json::parse(read_text(dir / "trainer_state.json"));
+    if (!trainer.is_object()) return "trainer_state.json is not a JSON object";
+    const nlohmann::json ranks = nlohmann::json::parse(read_text(dir / "rank_states.json"));
+    if (!ranks.is_array() || ranks.empty()) return "rank_states.json is not a non-empty list";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  for (const char* file : {"adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors"})
+    if (!fs::exists(dir / file)) return dtune::str(file, " is missing");
+  return "";
+}
+
 std::vector<std::pair<std::string, at::Tensor>> load_all(const fs::path& file, c10::Device device) {
   const SafetensorsFile f = SafetensorsFile::open(file.string());
   std::vector<std::pair<std::string, at::Tensor>> out;
@@ -103,8 +119,13 @@ std::string save_checkpoint(dist::Communicator& comm, const std::string& output_
 std::optional<std::string> find_checkpoint(const std::string& output_dir, const std::string& resume) {
   if (resume == "latest") {
     const auto all = list_checkpoints(output_dir);
-    if (all.empty()) return std::nullopt;
-    return all.back().second.string();
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      const std::string problem = checkpoint_problem(it->second);
+      if (problem.empty()) return it->second.string();
+      log::warn(dtune::str("checkpoint ", it->second.string(), " is not complete (", problem, "): ",
+                           std::next(it) != all.rend() ? "trying the one before it" : "no earlier one exists"));
+    }
+    return std::nullopt;
   }
   DTUNE_CHECK(fs::exists(fs::path(resume) / "trainer_state.json"), "checkpoint.resume = ", resume,
               " is not a complete checkpoint folder (no trainer_state.json); use 'latest' or a "
@@ -119,10 +140,10 @@ LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_si
   try {
     ck.trainer = nlohmann::json::parse(read_text(dir / "trainer_state.json"));
     const auto ranks = nlohmann::json::parse(read_text(dir / "rank_states.json"));
-    DTUNE_CHECK(ranks.is_array() && static_cast<int>(ranks.size()) == world_size, "checkpoint ", path, " was written by ",
-                ranks.size(), " ranks but this job has ", world_size,
-                "; resume with the same number of ranks (the data order depends on it)");
-    ck.rank_state = ranks.at(static_cast<size_t>(rank));
+    DTUNE_CHECK(ranks.is_array() && !ranks.empty(), "checkpoint ", path,
+                "/rank_states.json is not a list of rank states; resume from another checkpoint");
+    for (const auto& r : ranks) ck.rank_states.push_back(r);
+    if (static_cast<int>(ranks.size()) == world_size) ck.rank_state = ranks.at(static_cast<size_t>(rank));
   } catch (const nlohmann::json::exception& e) {
     throw Error(dtune::str("checkpoint ", path, " has malformed state: ", e.what()));
   }

@@ -48,7 +48,8 @@ bool resume_may_change(const std::string& key) {
 }
 
 std::vector<ConfigChange> check_resume_config(const std::string& stored_ini, const std::string& current_ini,
-                                              const std::string& checkpoint) {
+                                              const std::string& checkpoint, int64_t stored_ranks,
+                                              int64_t current_ranks) {
   const auto stored = parse_ini(stored_ini);
   const auto current = parse_ini(current_ini);
   std::vector<ConfigChange> allowed;
@@ -59,6 +60,20 @@ std::vector<ConfigChange> check_resume_config(const std::string& stored_ini, con
     if (it == current.end() || it->second == value) continue;
     if (resume_may_change(key)) {
       allowed.push_back({key, value, it->second});
+    } else if (key == "train.gradient_accumulation_steps" && stored_ranks > 0 && current_ranks > 0) {
+      int64_t before = 0, now = 0;
+      try {
+        before = std::stoll(value);
+        now = std::stoll(it->second);
+      } catch (const std::exception&) {
+      }
+      if (before > 0 && stored_ranks * before == current_ranks * now) {
+        allowed.push_back({key, value, it->second});  // the same global batch on another number of ranks
+      } else {
+        refused += str("\n  ", key, ": ", value, " in the checkpoint (x ", stored_ranks, " ranks = ",
+                       stored_ranks * before, " micro-batches per step), ", it->second, " now (x ", current_ranks,
+                       " ranks = ", current_ranks * now, "); only a value that keeps ranks x steps equal may change");
+      }
     } else {
       refused += str("\n  ", key, ": ", value, " in the checkpoint, ", it->second, " now");
     }

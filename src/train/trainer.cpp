@@ -10,6 +10,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include "dtune/dist/communicator.h"
 #include "dtune/dist/device.h"
 #include "dtune/dist/mpi_env.h"
+#include "dtune/dist/placement.h"
 #include "dtune/dist/slurm_step.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
@@ -111,6 +113,9 @@ class Recipe {
   void setup_model();
   void setup_optimizer();
   void maybe_resume();
+  void reshard_position(const LoadedCheckpoint& ck);
+  void replan_resharded_epoch();
+  double epoch_progress() const;
   void setup_metrics();
   void start_next_epoch();
   void train_step();
@@ -140,6 +145,7 @@ class Recipe {
   std::optional<ShardSampler> sampler_;
   std::optional<Batcher> batcher_;
   std::vector<int64_t> epoch_micro_;  // micro-batches of epoch e on every rank; grown on every rank
+  double epoch_done_before_ = 0;      // of the current epoch, read by earlier worlds (a reshard)
   int64_t accum_ = 1;
 
   std::optional<Decoder> model_;
@@ -203,7 +209,16 @@ int Recipe::run() {
 // The device of this rank, CPU threads, deterministic mode, and the one communicator.
 void Recipe::setup_device_and_comm() {
   dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
-  device_ = dist::select_device(cfg_.train.device, env_.local_rank());
+  // Where every rank runs, each rank's GPU chosen from the whole picture and checked (placement.h).
+  std::unique_ptr<dist::Communicator> host =
+      env_.world_size() > 1 ? env_.make_mpi_communicator() : dist::make_single_process_communicator();
+  host->set_phase("placement");
+  std::vector<dist::RankPlacement> placement =
+      dist::gather_placements(*host, dist::local_placement(env_.rank(), env_.local_rank()));
+  if (cfg_.train.device != "cpu") dist::choose_gpus(placement);
+  if (env_.rank() == 0) log::info(dist::placement_table(placement));
+  dist::check_placement(placement);
+  device_ = dist::select_device(cfg_.train.device, std::max(0, placement[static_cast<size_t>(env_.rank())].gpu));
   // As transformers' Trainer refuses fp16 without a GPU: a GPU config that landed on a machine
   // without one must not train for days in fp16 on the CPU. An explicit train.device=cpu may.
   DTUNE_CHECK(!(device_.is_cpu() && cfg_.train.device == "auto" && cfg_.train.precision != "fp32"), "train.precision=",
@@ -218,9 +233,7 @@ void Recipe::setup_device_and_comm() {
     if (device_.is_cuda()) DTUNE_CHECK(setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0) == 0, "setenv failed");
     at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
   }
-  comm_ = device_.is_cuda() ? env_.make_nccl_communicator(device_.index())
-          : env_.world_size() > 1 ? env_.make_mpi_communicator()
-                                  : dist::make_single_process_communicator();
+  comm_ = device_.is_cuda() ? env_.make_nccl_communicator(device_.index()) : std::move(host);
   rank_ = comm_->rank();
   world_ = comm_->world_size();
   log::info(dtune::str("dtune train: ", world_, " rank(s), ", comm_->backend(), " communicator, device ", device_,
@@ -396,23 +409,41 @@ void Recipe::setup_optimizer() {
 }
 
 // Restores adapter, optimizer, scaler, position and RNG from checkpoint.resume, if one exists;
-// otherwise seeds this rank's dropout stream.
+// otherwise seeds this rank's dropout stream. Rank 0 chooses the checkpoint and every rank
+// resumes that one. A checkpoint of another number of ranks reshards the epoch's position
+// (reshard_position). REQUIRES: called on every rank.
 void Recipe::maybe_resume() {
-  if (!cfg_.checkpoint.resume.empty()) resumed_from_ = find_checkpoint(cfg_.checkpoint.output_dir, cfg_.checkpoint.resume);
+  if (!cfg_.checkpoint.resume.empty()) {
+    std::string chosen, why;
+    if (rank_ == 0) {
+      try {
+        chosen = find_checkpoint(cfg_.checkpoint.output_dir, cfg_.checkpoint.resume).value_or("");
+      } catch (const Error& e) {
+        why = e.what();
+      }
+    }
+    if (comm_->any(!why.empty())) {
+      if (rank_ == 0) throw Error(why);
+      throw Error("rank 0 could not find checkpoint.resume = " + cfg_.checkpoint.resume + " (its message says why)");
+    }
+    comm_->broadcast_string(chosen, 0);
+    if (!chosen.empty()) resumed_from_ = chosen;
+  }
   if (!resumed_from_) {
     at::manual_seed(cfg_.train.seed + static_cast<uint64_t>(rank_));  // dropout streams differ by rank
     if (cfg_.checkpoint.resume == "latest") log::info("no checkpoint in " + cfg_.checkpoint.output_dir + ": starting fresh");
     return;
   }
+  const LoadedCheckpoint ck = load_checkpoint(*resumed_from_, rank_, world_, device_);
+  const auto saved_world = static_cast<int>(ck.rank_states.size());
   const std::string stored_ini = *resumed_from_ + "/config.ini";
   if (std::ifstream in{stored_ini}) {
     const std::string text{std::istreambuf_iterator<char>(in), {}};
-    for (const ConfigChange& c : check_resume_config(text, format_config(cfg_), *resumed_from_))
+    for (const ConfigChange& c : check_resume_config(text, format_config(cfg_), *resumed_from_, saved_world, world_))
       log::info(dtune::str("resuming with ", c.key, " = ", c.current, " (the checkpoint had ", c.stored, ")"));
   } else {
     log::warn("checkpoint " + *resumed_from_ + " has no config.ini: the config is not compared with it");
   }
-  const LoadedCheckpoint ck = load_checkpoint(*resumed_from_, rank_, world_, device_);
   model_->load_lora(ck.adapter);
   const AdamWMoments moments = adamw_moments(ck);
   const int64_t total_steps = state_.total_steps;
@@ -435,18 +466,91 @@ void Recipe::maybe_resume() {
   }
   optimizer_->load_state(moments.exp_avg, moments.exp_avg_sq, state_.optimizer_steps);
   scaler_->load_state(state_.loss_scaler);
-  const SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
-  sampler_->check_state(reader);
-  batcher_->restore(reader);
-  restore_rng_state(device_, ck.rank_state.at("rng"), *resumed_from_,
-                    cfg_.train.seed + static_cast<uint64_t>(rank_ + state_.step * world_));
-  tally_.rows = ck.rank_state.value("epoch_rows", int64_t{0});  // absent before dtune 0.7: count from here
-  tally_.tokens = ck.rank_state.value("epoch_tokens", int64_t{0});
+  if (saved_world == world_) {
+    const SamplerState reader = ck.rank_state.at("reader").get<SamplerState>();
+    batcher_->restore(reader);
+    restore_rng_state(device_, ck.rank_state.at("rng"), *resumed_from_,
+                      cfg_.train.seed + static_cast<uint64_t>(rank_ + state_.step * world_));
+    tally_.rows = ck.rank_state.value("epoch_rows", int64_t{0});  // absent before dtune 0.7: count from here
+    tally_.tokens = ck.rank_state.value("epoch_tokens", int64_t{0});
+  } else {
+    reshard_position(ck);
+  }
   // A run resumed past cfg.train.epochs (train.max_steps) plans the epochs it reached.
   while (static_cast<int64_t>(epoch_micro_.size()) <= state_.epoch)
     epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, static_cast<int64_t>(epoch_micro_.size())));
+  if (!batcher_->state().reshards.empty()) replan_resharded_epoch();
   last_saved_ = state_.step;
   log::info(dtune::str("resumed from ", *resumed_from_, " at step ", state_.step, "/", state_.total_steps));
+}
+
+// A checkpoint written by another number of ranks: the epoch goes on with the rows its ranks had
+// not reached, dealt out over this world (SamplerState::reshards, sampler.h); each rank's dropout
+// stream is re-derived from the seed, its rank and the step (sample-exact, not bit-exact); the
+// epoch's row and token tallies so far move to rank 0. REQUIRES: called on every rank.
+void Recipe::reshard_position(const LoadedCheckpoint& ck) {
+  Reshard reached;
+  reached.world_size = static_cast<int64_t>(ck.rank_states.size());
+  std::vector<Reshard> earlier;
+  EpochTally carried;
+  for (size_t r = 0; r < ck.rank_states.size(); ++r) {
+    SamplerState old;
+    try {
+      old = ck.rank_states[r].at("reader").get<SamplerState>();
+      carried.rows += ck.rank_states[r].value("epoch_rows", int64_t{0});
+      carried.tokens += ck.rank_states[r].value("epoch_tokens", int64_t{0});
+    } catch (const std::exception& e) {
+      throw Error(dtune::str("checkpoint ", *resumed_from_, "/rank_states.json, rank ", r, ": ", e.what()));
+    }
+    DTUNE_CHECK(old.epoch == state_.epoch && (r == 0 || old.reshards.size() == earlier.size()), "checkpoint ",
+                *resumed_from_, "/rank_states.json: rank ", r, "'s reader is in epoch ", old.epoch,
+                " but the run is in epoch ", state_.epoch, "; the checkpoint is damaged, resume from another one");
+    if (r == 0) earlier = old.reshards;
+    reached.positions.push_back(old.position);
+  }
+  SamplerState now = sampler_->start_state(state_.epoch);
+  now.reshards = earlier;
+  now.reshards.push_back(reached);
+  batcher_->restore(now);
+  state_.micro_in_epoch = 0;
+  if (rank_ == 0) tally_ = carried;
+  const uint64_t seed = cfg_.train.seed + static_cast<uint64_t>(rank_ + state_.step * world_);
+  {
+    at::Generator gen = at::globalContext().defaultGenerator(device_);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+  log::info(dtune::str("checkpoint ", *resumed_from_, " was written by ", reached.world_size, " ranks and this run has ",
+                       world_, ": epoch ", state_.epoch + 1, " goes on with the rows those ranks had not reached, dealt "
+                       "out over ", world_, " (each row still once per epoch); dropout restarts from seed + rank + step, "
+                       "so the run is sample-exact, not bit-exact, with an uninterrupted one"));
+}
+
+// The current epoch after a reshard: its micro-batches are those of the rows left, and (without
+// train.max_steps) the run's planned steps and the LR schedule follow, as transformers' Trainer
+// recomputes max_steps from the new data loader when it resumes on another world size.
+// REQUIRES: called on every rank.
+void Recipe::replan_resharded_epoch() {
+  const int64_t e = state_.epoch;
+  epoch_micro_[static_cast<size_t>(e)] = epoch_micro_batches(*batcher_, *comm_, e);
+  const double left = comm_->all_reduce_scalar(static_cast<double>(batcher_->rows_in_epoch()), dist::ReduceOp::kSum);
+  epoch_done_before_ = std::clamp(1.0 - left / static_cast<double>(train_data_->num_rows()), 0.0, 1.0);
+  if (cfg_.train.max_steps > 0) return;
+  int64_t total = state_.step + (epoch_micro_[e] - state_.micro_in_epoch + accum_ - 1) / accum_;
+  for (size_t f = static_cast<size_t>(e) + 1; f < epoch_micro_.size(); ++f) total += (epoch_micro_[f] + accum_ - 1) / accum_;
+  if (total != state_.total_steps)
+    log::info(dtune::str("the run now plans ", total, " steps (", state_.total_steps, " on the earlier number of ranks); ",
+                         "the LR schedule follows the new plan from step ", state_.step));
+  state_.total_steps = total;
+  schedule_.emplace(cfg_.train.lr_scheduler, cfg_.train.learning_rate, state_.total_steps, cfg_.train.warmup_steps,
+                    cfg_.train.warmup_ratio);
+}
+
+// How far the current epoch is, 0..1: its micro-batches done, after what earlier worlds had read.
+double Recipe::epoch_progress() const {
+  const double micro = static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]);
+  if (epoch_done_before_ == 0) return micro;
+  return epoch_done_before_ + (1.0 - epoch_done_before_) * micro;
 }
 
 // Rank 0: metrics.jsonl, TensorBoard, the progress display, the resolved config.ini.
@@ -470,6 +574,7 @@ void Recipe::setup_metrics() {
 void Recipe::start_next_epoch() {
   ++state_.epoch;
   state_.micro_in_epoch = 0;
+  epoch_done_before_ = 0;
   batcher_->restore(sampler_->start_state(state_.epoch));
   if (static_cast<int64_t>(epoch_micro_.size()) == state_.epoch)
     epoch_micro_.push_back(epoch_micro_batches(*batcher_, *comm_, state_.epoch));
@@ -563,10 +668,9 @@ void Recipe::train_step() {
   if (metrics_) {
     const double dt = std::max(now_s() - throughput_.t_last, 1e-9);
     const double tflops = throughput_.flops / dt / 1e12;  // achieved on this rank's device
-    const double epoch_progress = static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]);
     Metrics m = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"loss_scale", scaler_->scale()},
                  {"tokens_per_s", static_cast<double>(throughput_.tokens) / dt},
-                 {"epoch", static_cast<double>(state_.epoch) + epoch_progress},
+                 {"epoch", static_cast<double>(state_.epoch) + epoch_progress()},
                  {"peak_mem_gib", dist::peak_memory_gib(device_)}, {"step_s", now_s() - t_step}, {"allreduce_s", reduce_s},
                  {"tflops", tflops}};
     if (peak_tflops_ > 0) m.emplace_back("mfu", tflops / peak_tflops_);
@@ -653,7 +757,7 @@ void Recipe::finish() {
   const bool trained = steps_this_run_ > 0;
   if (!trained) log::info(dtune::str("the run had already finished (step ", state_.step, " of ", state_.total_steps, ")"));
   if (trained && state_.micro_in_epoch > 0 && state_.micro_in_epoch < epoch_micro_[state_.epoch])  // max_steps ended mid-epoch
-    report_epoch(static_cast<double>(state_.micro_in_epoch) / static_cast<double>(epoch_micro_[state_.epoch]));
+    report_epoch(epoch_progress());
   if (last_saved_ != state_.step) save_checkpoint("end of training");
   if (trained) evaluate(state_.step);
   if (rank_ == 0) {

@@ -156,6 +156,81 @@ class TrainE2E(unittest.TestCase):
         for (s, x), y in zip(tb_part["train/loss"], a):  # simple_value is float32: 1e-7 relative
             self.assertTrue(rel_close(x, y, 1e-7), f"step {s}: {x} vs {y}")
 
+    def test_resume_on_another_number_of_ranks_trains_every_row_once(self):
+        """A 2-rank run (2 rows x 2 micro-steps = 8 rows a step, 40 rows, 2 epochs = 10 steps)
+        checkpointed at step 2, mid-epoch, resumes on 4 ranks x 1 micro-step and on 1 rank x 4:
+        the same rows per step, so all 10 losses equal the uninterrupted 2-rank run's to 1e-5
+        relative (only the summation order differs; dropout 0) and the adapters to 1e-5; each
+        epoch reports its 40 rows and all their tokens once (counted from the batches). A resume
+        that changes the global batch through the accumulation is refused naming the key."""
+        data = os.path.join(WORK, "reshard.h5")
+        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
+            "--output", data, "--max-length", "160", "--eval-fraction", "0", "--seed", "1", "--no-progress"])
+
+        def args(out, accum, extra=()):
+            a = [x for x in base_args(out, 2) if not x.startswith(("--data.path=", "--train.gradient_accumulation"))]
+            return a + ["--data.path=" + data, "--train.gradient_accumulation_steps=" + str(accum),
+                        "--train.epochs=2"] + list(extra)
+
+        def epochs(out):
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                rows = [json.loads(l) for l in f]
+            return [(r["epoch"], r["rows"], r["tokens"], r["train_rows"]) for r in rows if r["kind"] == "epoch"]
+
+        full = os.path.join(WORK, "reshard_full")
+        mpirun(2, args(full, 2, ["--checkpoint.save_every=2", "--checkpoint.keep_last=10"]))
+        ref, ref_epochs = losses(full)[0], epochs(full)
+        self.assertEqual(len(ref), 10)
+        self.assertEqual([(e, r, n) for e, r, _, n in ref_epochs], [(1, 40, 40), (2, 40, 40)])
+        for np_, accum in ((4, 1), (1, 4)):
+            out = os.path.join(WORK, f"reshard_np{np_}")
+            shutil.copytree(full, out)  # as if the 2-rank run had stopped after its checkpoint at step 2
+            for name in os.listdir(out):
+                if name == "adapter" or (name.startswith("checkpoint-") and name != "checkpoint-2"):
+                    shutil.rmtree(os.path.join(out, name))
+            refused = mpirun(np_, args(out, 3, ["--checkpoint.save_every=2", "--checkpoint.keep_last=10",
+                                              "--checkpoint.resume=latest"]), check=False)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("train.gradient_accumulation_steps: 2 in the checkpoint", refused.stderr)
+            p = mpirun(np_, args(out, accum, ["--checkpoint.save_every=2", "--checkpoint.keep_last=10",
+                                              "--checkpoint.resume=latest"]))
+            self.assertIn("was written by 2 ranks and this run has " + str(np_), p.stderr)
+            got = losses(out)[0]
+            self.assertEqual(len(got), 10, f"np{np_}")
+            for i, (a, b) in enumerate(zip(ref, got)):
+                self.assertTrue(rel_close(a, b, 1e-5), f"np{np_} step {i + 1}: {a} vs {b}")
+            self.assertEqual(epochs(out), ref_epochs, f"np{np_}")
+            want, have = adapter(os.path.join(full, "adapter")), adapter(os.path.join(out, "adapter"))
+            for k, v in want.items():
+                rel = abs(have[k] - v).max() / max(abs(v).max(), 1e-6)
+                self.assertLessEqual(rel, 1e-5, f"np{np_} {k}")
+
+    def test_placement_is_logged_and_a_wrong_one_stops_the_job_at_start(self):
+        """Rank 0 logs every rank's host, GPU and CPUs. Simulated layouts (DTUNE_TEST_VISIBLE_GPUS
+        makes each rank see that GPU list) stop before the model loads, naming the fix: two ranks
+        seeing one GPU would share it; one rank seeing two leaves one idle. A one-rank MPI world
+        inside a 4-task Slurm step (a wrong srun --mpi plugin) stops naming both counts."""
+        out = os.path.join(WORK, "placement")
+        ok = mpirun(2, base_args(out, 2, ["--train.max_steps=1"]))
+        self.assertRegex(ok.stderr, r"placement \(rank, host, local rank, GPU \(PCI bus id\), CPUs\):\n"
+                                    r"  0  \S+  0  cpu  [0-9,-]+\n  1  \S+  1  cpu  [0-9,-]+")
+        cases = (
+            (2, {"DTUNE_TEST_VISIBLE_GPUS": "0000:01:00.0"}, "ranks 0, 1 on "),
+            (1, {"DTUNE_TEST_VISIBLE_GPUS": "0000:01:00.0,0000:02:00.0"}, "idle: 0000:02:00.0"),
+            (1, {"SLURM_STEP_NUM_TASKS": "4"}, "Slurm started 4 tasks in this step"),
+        )
+        for np_, env, want in cases:
+            shutil.rmtree(out, ignore_errors=True)
+            args = [a.replace("--train.device=cpu", "--train.device=auto") for a in base_args(out, 2)]
+            cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_)]
+            for k in env:
+                cmd += ["-x", k]
+            p = subprocess.run(cmd + [DTUNE, "train"] + args, env=dict(ENV, **env), timeout=120,
+                               capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0, want)
+            self.assertIn(want, p.stderr)
+            self.assertNotIn("trainable params", p.stderr, "stopped before the model loads")
+
     def test_sharded_base_trains_as_unsharded(self):
         """train.sharding: none on 1 rank x 4 rows, full on 2 x 2 and on 4 x 1, hybrid (shard groups
         of 2, train.data_parallel_shard_degree=2) on 4 x 1: the same global batches, so per-step

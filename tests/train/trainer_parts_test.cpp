@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -296,5 +297,24 @@ BOOST_AUTO_TEST_CASE(checkpoint_is_synced_before_it_is_published) {
   }
   BOOST_TEST(!fs::exists(dir / "checkpoint-8"));
   BOOST_TEST(!fs::exists(dir / ".tmp-checkpoint-8"));
+  fs::remove_all(dir);
+}
+
+// "latest" is the newest checkpoint whose completion marker and state files read; a newer one
+// with a torn trainer_state.json (or rank_states.json, or a missing tensor file) is passed over
+// for the one before it, and none at all is nullopt.
+BOOST_AUTO_TEST_CASE(latest_falls_back_past_a_checkpoint_whose_marker_is_unreadable) {
+  const fs::path dir = temp_dir("ckpt_fallback");
+  auto comm = dtune::dist::make_single_process_communicator();
+  for (int64_t step : {3, 5, 7, 9})
+    dtune::save_checkpoint(*comm, dir.string(), small_checkpoint(step), nlohmann::json::object(), 10);
+  BOOST_TEST(*dtune::find_checkpoint(dir.string(), "latest") == (dir / "checkpoint-9").string());
+  fs::remove(dir / "checkpoint-9" / "optimizer.safetensors");
+  std::ofstream(dir / "checkpoint-7" / "trainer_state.json") << "{\"step\": 7, \"epo";  // torn
+  BOOST_TEST(*dtune::find_checkpoint(dir.string(), "latest") == (dir / "checkpoint-5").string());
+  std::ofstream(dir / "checkpoint-5" / "rank_states.json") << "";
+  BOOST_TEST(*dtune::find_checkpoint(dir.string(), "latest") == (dir / "checkpoint-3").string());
+  std::ofstream(dir / "checkpoint-3" / "trainer_state.json") << "[]";
+  BOOST_TEST(!dtune::find_checkpoint(dir.string(), "latest").has_value());
   fs::remove_all(dir);
 }

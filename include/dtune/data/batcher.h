@@ -68,6 +68,8 @@ class Batcher {
   // epoch, from the start of its current plan (state().reshards: after a resume on another
   // number of ranks, the rows that world had left).
   int64_t batches_in_epoch(int64_t epoch) const;
+  // This rank's rows in the current epoch's plan (its share; after a reshard, of the rows left).
+  int64_t rows_in_epoch() const { return static_cast<int64_t>(order_.size()); }
   // True while this rank has rows of the current epoch not yet returned by next().
   bool rows_left() const { return state_.position < static_cast<int64_t>(order_.size()); }
 

@@ -40,7 +40,8 @@ struct LoadedCheckpoint {
   nlohmann::json trainer;
   std::vector<std::pair<std::string, at::Tensor>> adapter;    // on the requested device
   std::vector<std::pair<std::string, at::Tensor>> optimizer;  // on the requested device
-  RankState rank_state;              // this rank's
+  std::vector<RankState> rank_states;  // every rank's that wrote it, by rank
+  RankState rank_state;                // this rank's; null when the checkpoint has another world size
 };
 
 // REQUIRES: called on every rank. Rank 0 writes; the others send their RankState to rank 0.
@@ -49,10 +50,17 @@ std::string save_checkpoint(dist::Communicator& comm, const std::string& output_
                             const RankState& rank_state, int64_t keep_last);
 
 // "latest" -> the newest complete checkpoint-N in output_dir (nullopt when none); a path ->
-// that checkpoint (Error if it is not a complete checkpoint).
+// that checkpoint (Error if it is not a complete checkpoint). Complete: its completion marker
+// trainer_state.json (written last) parses as a JSON object, rank_states.json as a list, and the
+// adapter and optimizer files exist. "latest" passes over a newer folder whose marker is
+// unreadable (a torn write on a file system without atomic rename, a damaged disk) to the
+// previous complete one, with a warning naming it. Call on one rank (rank 0) and broadcast the
+// answer, so that every rank resumes the same checkpoint.
 std::optional<std::string> find_checkpoint(const std::string& output_dir, const std::string& resume);
 
-// Every rank reads the checkpoint (a shared file system, as for the output folder).
+// Every rank reads the checkpoint (a shared file system, as for the output folder). A checkpoint
+// of another world size loads too (rank_state is then null; the trainer reshards the data
+// position from rank_states). Throws dtune::Error naming the file when a state is malformed.
 LoadedCheckpoint load_checkpoint(const std::string& path, int rank, int world_size, c10::Device device);
 
 // The AdamW moments of a loaded checkpoint's optimizer.safetensors: flat fp32 exp_avg and

@@ -5,6 +5,7 @@
 // activation recompute, the generation test) may differ and are listed.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,14 @@ bool resume_may_change(const std::string& key);
 // every differing key that may not change (with both values) and how to proceed. Returns the
 // allowed changes. Keys present on one side only (a key added or renamed by a newer dtune) are
 // not compared.
+//
+// stored_ranks / current_ranks: the world sizes that wrote the checkpoint and that resume it
+// (0: unknown). train.gradient_accumulation_steps may change exactly when the micro-batches of
+// one optimizer step over all ranks stay the same (stored_ranks x stored = current_ranks x
+// current), so a resume on another number of ranks can keep the global batch: 2 ranks x 2 ->
+// 4 ranks x 1 or 1 rank x 4.
 std::vector<ConfigChange> check_resume_config(const std::string& stored_ini, const std::string& current_ini,
-                                              const std::string& checkpoint);
+                                              const std::string& checkpoint, int64_t stored_ranks = 0,
+                                              int64_t current_ranks = 0);
 
 }  // namespace dtune
