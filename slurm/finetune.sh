@@ -145,10 +145,23 @@ case "$launcher" in
     [ -n "${SLURM_CPUS_PER_TASK:-}" ] && launch+=(--cpus-per-task="$SLURM_CPUS_PER_TASK")
     ;;
   mpirun)
-    # OpenMPI reads the allocation from Slurm; -x passes the environment to remote ranks.
+    # OpenMPI reads the allocation from Slurm and starts one daemon per node through srun; -x
+    # passes the environment to remote ranks, except CUDA_VISIBLE_DEVICES: each node's daemon has
+    # its own node's from Slurm (the batch node's list would be wrong on the others). dtune's
+    # placement check stops the job if ranks and GPUs still do not match. The signal handler
+    # above sends USR1 to mpirun, which forwards it to every rank (OpenMPI's default).
     per_node=$(( ntasks / nodes ))
     launch=(mpirun -np "$ntasks" --map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core)
-    for v in $(compgen -e | grep -E '^(NCCL_|CUDA_|OMP_NUM_THREADS$|UCX_)' || true); do launch+=(-x "$v"); done
+    for v in $(compgen -e | grep -E '^(NCCL_|CUDA_|OMP_NUM_THREADS$|UCX_)' | grep -v '^CUDA_VISIBLE_DEVICES$' || true); do
+      launch+=(-x "$v")
+    done
+    # Slurm >= 23.11: the daemons' srun must be an external launcher, or their step holds the
+    # node's CPUs and GPUs and the ranks get one CPU (OpenMPI >= 5.0.2 adds it itself; a second
+    # copy is harmless). Older Slurm has no such option and needs none.
+    if [ -z "${OMPI_MCA_plm_slurm_args+set}" ] && srun --help 2>/dev/null | grep -q -- '--external-launcher'; then
+      export OMPI_MCA_plm_slurm_args=--external-launcher
+      log "Slurm >= 23.11: OMPI_MCA_plm_slurm_args=--external-launcher for mpirun's daemons"
+    fi
     ;;
   *) log "DTUNE_LAUNCHER=$launcher: use srun or mpirun"; exit 2 ;;
 esac

@@ -172,6 +172,8 @@ class NcclCommunicator final : public Communicator {
     }
     const ncclResult_t rc = ncclCommDestroy(comm_);
     if (rc != ncclSuccess) log::warn(str("ncclCommDestroy: ", ncclGetErrorString(rc)));  // a destructor cannot throw
+    if (reduce_start_ != nullptr) cudaEventDestroy(reduce_start_);  // return codes: nothing to do here
+    if (reduce_end_ != nullptr) cudaEventDestroy(reduce_end_);
   }
 
   int rank() const override { return rank_; }
@@ -183,10 +185,27 @@ class NcclCommunicator final : public Communicator {
     if (tensor.numel() == 0) return;
     clear_pending_cuda_error("all_reduce");
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device_).stream();
+    if (reduce_start_ == nullptr) {  // timing events, made once (device_all_reduce_seconds)
+      CUDA_CHECK(cudaEventCreate(&reduce_start_));
+      CUDA_CHECK(cudaEventCreate(&reduce_end_));
+    }
+    CUDA_CHECK(cudaEventRecord(reduce_start_, stream));
     check_nccl_launch(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
                                     nccl_type(tensor.scalar_type()), nccl_op(op), comm_, stream),
                       "all_reduce");
+    CUDA_CHECK(cudaEventRecord(reduce_end_, stream));
+    timed_reduce_ = true;
     track(stream, "all_reduce");
+  }
+
+  std::optional<double> device_all_reduce_seconds() override {
+    if (!timed_reduce_) return std::nullopt;
+    const cudaError_t done = cudaEventQuery(reduce_end_);
+    if (done == cudaErrorNotReady) return std::nullopt;
+    CUDA_CHECK(done);
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, reduce_start_, reduce_end_));
+    return static_cast<double>(ms) / 1e3;
   }
 
   void broadcast(at::Tensor& tensor, int root) override {
@@ -301,6 +320,10 @@ class NcclCommunicator final : public Communicator {
   std::optional<c10::cuda::CUDAStream> side_;  // start_all_gather's stream, made on first use
   int rank_, world_, device_;
   ncclComm_t comm_ = nullptr;
+  // Around the last all_reduce, for device_all_reduce_seconds (timing enabled); made on first use.
+  cudaEvent_t reduce_start_ = nullptr;
+  cudaEvent_t reduce_end_ = nullptr;
+  bool timed_reduce_ = false;
   CollectiveWatchdog watchdog_;
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;

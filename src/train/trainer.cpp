@@ -641,10 +641,13 @@ void Recipe::train_step() {
   bucket_->copy_grads_into_bucket();
   const double t_reduce = now_s();
   comm_->all_reduce(bucket_->grads(), dist::ReduceOp::kSum);
-  // MPI: the whole collective, including waiting for the slowest rank. NCCL: launch only.
-  const double reduce_s = now_s() - t_reduce;
+  // MPI: the whole collective, including waiting for the slowest rank (it blocks).
+  double reduce_s = now_s() - t_reduce;
   if (scaler_->enabled()) bucket_->grads().div_(scaler_->scale());
   const double grad_norm = bucket_->grads().norm().item<double>();
+  // NCCL: the launch returned at once; the all-reduce's own time is between CUDA events around
+  // it, complete now that item() has waited for the norm of its result.
+  if (const std::optional<double> device_s = comm_->device_all_reduce_seconds()) reduce_s = *device_s;
 
   // 4. Skip (fp16 overflow; the schedule does not advance) or clip and update.
   const OptimizerUpdate update =

@@ -12,6 +12,7 @@ training job with a dependency) and `sbatch slurm/finetune.sh CONFIG`.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -150,6 +151,33 @@ class LocalLaunch(unittest.TestCase):
         self.assertIn(f"dtune train: 2 rank(s), mpi communicator, device cpu, {threads} threads/rank", p.stderr)
         self.assertIn("done: 3 steps", p.stderr)
         self.assertEqual([s for s, _ in train_losses(out)], [1, 2, 3])
+
+
+    def test_a_requeue_loop_stops_at_the_cap_with_the_reason(self):
+        """slurm/finetune.sh in a job already requeued DTUNE_MAX_REQUEUES times (SLURM_RESTART_COUNT,
+        as Slurm sets it): on the next time-limit warning the ranks still checkpoint and exit 75,
+        but the script does not requeue again; it fails, saying why and how to continue."""
+        data = os.path.join(WORK, "cap.h5")
+        out = os.path.join(WORK, "cap_out")
+        sh([DTUNE, "pretokenize", "--tokenizer", MODEL, "--input", os.path.join(SRC, "data/medical_sample.json"),
+            "--output", data, "--max-length", "160", "--eval-fraction", "0.15", "--seed", "1"])
+        config = write_config("cap", out, data, max_steps=400)
+        env = dict(ENV, SLURM_RESTART_COUNT="3", DTUNE_MAX_REQUEUES="3", DTUNE_LAUNCHER="mpirun", SLURM_NTASKS="1",
+                   CUDA_VISIBLE_DEVICES="")
+        log_path = os.path.join(WORK, "cap.log")
+        with open(log_path, "w") as log_file:
+            p = subprocess.Popen(["bash", "slurm/finetune.sh", config], env=env, cwd=SRC, stdout=log_file,
+                                 stderr=subprocess.STDOUT)
+            deadline = time.time() + 300
+            while time.time() < deadline and "step 3/" not in read(log_path):
+                time.sleep(0.1)
+            p.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@300 delivers to the batch script
+            rc = p.wait(timeout=300)
+        log = read(log_path)
+        self.assertEqual(rc, 1, log[-3000:])
+        self.assertIn("preempted at step ", log)  # the ranks checkpointed on the warning
+        self.assertIn("not requeued: this job was requeued 3 times already (DTUNE_MAX_REQUEUES=3)", log)
+        self.assertIn("resubmit with --resume to continue from " + out + "/checkpoint-", log)
 
 
 class SlurmJobs(unittest.TestCase):

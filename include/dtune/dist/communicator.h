@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -52,6 +53,14 @@ class Communicator {
   // default runs all_gather at once.
   virtual std::unique_ptr<PendingCollective> start_all_gather(const at::Tensor& input, at::Tensor& output);
   virtual void barrier() = 0;
+
+  // Seconds the last all_reduce took on the device, from a CUDA event recorded on its stream
+  // just before it to one just after (cudaEventElapsedTime; it includes waiting for the slowest
+  // rank to join, as an MPI all-reduce's wall time does). nullopt for host backends (their
+  // all_reduce blocks, so the caller's own clock is exact), before the first all_reduce, and while
+  // the end event has not completed: it never blocks, so read it after the host has waited on a
+  // result of the all-reduce (the trainer reads it after the gradient norm's item()).
+  virtual std::optional<double> device_all_reduce_seconds() { return std::nullopt; }
 
   // Host-side helpers (always over the CPU path; for counts, flags and small state).
   virtual double all_reduce_scalar(double value, ReduceOp op) = 0;
