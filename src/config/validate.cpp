@@ -3,11 +3,12 @@
 #include "dtune/config/config.h"
 #include "dtune/core/error.h"
 #include "dtune/core/option_field.h"
+#include "dtune/kernels/kernel_policy.h"
 
 namespace dtune {
 void validate(const Config& c) {
   require_option(!c.model.path.empty(), "model.path", "''", "must name a Hugging Face model folder");
-  require_option_one_of(c.model.attention, "model.attention", {"auto", "sdpa"});
+  kernel_policy_from_name(c.model.attention, "model.attention");  // throws for any other value
 
   validate(static_cast<const LoraOptions&>(c.lora), OptionNames::config_section("lora"));
 

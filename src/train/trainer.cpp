@@ -32,6 +32,7 @@
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
 #include "dtune/io/dtype_names.h"
+#include "dtune/kernels/kernel_policy.h"
 #include "dtune/io/peft_adapter.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/model/decoder.h"
@@ -327,10 +328,9 @@ void Recipe::setup_model() {
   model_opts.device = device_;
   model_opts.activation_checkpointing = cfg_.train.gradient_checkpointing;
   model_opts.checkpoint_every = cfg_.train.activation_checkpoint_every;
-  model_opts.fused_cpu_attention = cfg_.model.attention == "auto";
+  model_opts.kernels = kernel_policy_from_name(cfg_.model.attention, "model.attention");
   // Flash attention (varlen for packed rows) needs Ampere or newer.
-  model_opts.varlen_cuda_attention =
-      cfg_.model.attention == "auto" && (device_.is_cpu() || dist::compute_capability(device_) >= 80);
+  model_opts.flash_capable = device_.is_cpu() || dist::compute_capability(device_) >= 80;
   if (shard_comm_ == nullptr) {
     model_.emplace(Decoder::load(cfg_.model.path, model_opts));
   } else {
