@@ -20,6 +20,7 @@
 
 #include "dtune/config/config_parser.h"
 #include "dtune/core/cpus.h"
+#include "dtune/core/device_request.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/batcher.h"
@@ -204,7 +205,8 @@ int Recipe::run() {
 // The device of this rank, CPU threads, deterministic mode, and the one communicator.
 void Recipe::setup_device_and_comm() {
   dist::check_slurm_step(env_.world_size(), std::getenv("SLURM_STEP_NUM_TASKS"));
-  device_ = dist::select_device(cfg_.train.device, env_.local_rank());
+  device_ = dist::select_device(parse_device_request(cfg_.train.device, "train.device", /*allow_index=*/false),
+                                 env_.local_rank(), "train.device");
   // As transformers' Trainer refuses fp16 without a GPU: a GPU config that landed on a machine
   // without one must not train for days in fp16 on the CPU. An explicit train.device=cpu may.
   DTUNE_CHECK(!(device_.is_cpu() && cfg_.train.device == "auto" && cfg_.train.precision != "fp32"), "train.precision=",
