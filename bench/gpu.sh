@@ -56,7 +56,7 @@ else
   warmup=${WARMUP:-3}; steps=${STEPS:-10}; threads=0; budget=${BUDGET_S:-480}; run_cap=${RUN_CAP_S:-170}
 fi
 micro=${MICRO_BATCH:-2}; accum=${ACCUM:-4}; ckpt_a=${CKPT_A:-1}; ckpt_b=${CKPT_B:-0}
-attention_b=${ATTENTION_B:-auto}  # dtune's model.attention in (b); sdpa if the packed check fails
+attention_b=${ATTENTION_B:-auto}  # dtune's model.attention in (b); reference if the packed check fails
 ckpt_every=${CKPT_EVERY:-1}  # dtune only: with checkpointing on, recompute every Nth layer
 configs=${CONFIGS:-a b}; models_b=${MODELS_B:-llama-8b qwen-1.5b}; sides=${SIDES:-dtune peer}
 peak=${PEAK_TFLOPS:-989}; min_run=${MIN_RUN_S:-40}
@@ -260,7 +260,7 @@ PY
   if [ "$dtune_ok" = 1 ] && [[ " $configs " == *" b "* ]]; then
     # Packed rows: dtune's attention (flash varlen on CUDA, the fused kernel on CPU) against
     # libtorch's SDPA with a mask, 2 steps with LoRA dropout 0. The step-1 loss and gradient norm
-    # and the step-2 loss (after one update) must agree, or (b) runs with model.attention=sdpa.
+    # and the step-2 loss (after one update) must agree, or (b) runs with model.attention=reference.
     "$python" bench/gpu_make.py data --kind packed --rows 8 --seq 128 --vocab 512 --output "$work/smoke_packed.h5" > /dev/null
     packed_smoke() {  # packed_smoke ATTENTION
       rm -rf "$work/smoke_packed_$1"
@@ -276,12 +276,12 @@ PY
            "$work/smoke_packed_sdpa/metrics.jsonl" --limit 3e-2; then
         say "packed attention check OK: (b) runs with model.attention=$attention_b"
       else
-        attention_b=sdpa
-        say "packed attention check FAILED (numbers above): (b) runs with model.attention=sdpa"
+        attention_b=reference
+        say "packed attention check FAILED (numbers above): (b) runs with model.attention=reference"
       fi
     else
-      attention_b=sdpa
-      say "packed attention smoke failed (smoke_packed_*.log): (b) runs with model.attention=sdpa"
+      attention_b=reference
+      say "packed attention smoke failed (smoke_packed_*.log): (b) runs with model.attention=reference"
       tail -15 "$work/smoke_packed_auto.log" | sed 's/^/  | /'
     fi
   fi

@@ -1,7 +1,7 @@
 """Compares two dtune runs' first two optimizer steps (metrics.jsonl): step-1 loss and gradient
 norm, step-2 loss (after one update, so it sees the gradients too). Exits 1 when the worst
 relative difference exceeds --limit. bench/gpu.sh uses it to check dtune's packed attention
-(model.attention=auto) against libtorch's SDPA with a mask (model.attention=sdpa)."""
+(model.attention=auto) against libtorch's SDPA with a mask (model.attention=reference)."""
 import argparse
 import json
 import sys

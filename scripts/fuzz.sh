@@ -14,7 +14,7 @@ JOBS=${JOBS:-$(nproc)}
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
   harnesses=(fuzz_row_reader fuzz_safetensors fuzz_tokenizer fuzz_model_config
-             fuzz_chat_format fuzz_config_ini fuzz_row_index)
+             fuzz_chat_format fuzz_config_ini fuzz_row_index fuzz_adapter_config)
 fi
 # Seeds kept as JSON Lines of {"text": ...} (one input per line), and extra flags per harness.
 declare -A seed_texts=([fuzz_tokenizer]="tests/fixtures/tokenizer/corpus.jsonl")

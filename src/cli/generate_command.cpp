@@ -14,7 +14,9 @@
 
 #include "dtune/cli/command_line.h"
 #include "dtune/cli/commands.h"
+#include "dtune/core/device_request.h"
 #include "dtune/core/error.h"
+#include "dtune/dist/device.h"
 #include "dtune/core/log.h"
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
@@ -33,13 +35,6 @@ struct GenerateArgs {
   int64_t batch_size = 8;
   int threads = 0;  // 0 = libtorch's default
 };
-
-c10::Device parse_device(const std::string& s) {
-  DTUNE_CHECK(s == "cpu" || s.rfind("cuda", 0) == 0, "--device \"", s, "\" is not cpu or cuda[:N]");
-  DTUNE_CHECK(s == "cpu" || at::hasCUDA(), "--device ", s,
-              ": no CUDA device is visible (or this libtorch has no CUDA); use --device cpu");
-  return c10::Device(s);
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -130,7 +125,7 @@ int run_generate(int argc, char** argv) {
       ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json)")
       ("no-chat", "use the prompt as is (the default)")
       ("dtype", po::value(&a.dtype)->default_value(a.dtype), kDtypeNames)
-      ("device", po::value(&a.device)->default_value(a.device), "cpu | cuda[:N]")
+      ("device", po::value(&a.device)->default_value(a.device), "auto | cpu | cuda[:N]")
       ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default");
   po::variables_map vm;
   const auto exit_code = parse_args({"generate", desc}, argc, argv, vm, [&] {
@@ -146,7 +141,8 @@ int run_generate(int argc, char** argv) {
 
   DecoderOptions model_options;
   model_options.dtype = dtype_from_name(a.dtype, "--dtype");
-  model_options.device = parse_device(a.device);
+  model_options.device = dist::select_device(parse_device_request(a.device, "--device", /*allow_index=*/true),
+                                             /*local_rank=*/0, "--device");
   const auto load_start = std::chrono::steady_clock::now();
   Decoder decoder = Decoder::load(a.model_dir, model_options);
   if (!a.adapter_dir.empty()) load_adapter_into(decoder, a.adapter_dir);

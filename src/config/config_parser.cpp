@@ -155,7 +155,9 @@ const std::vector<OptionSpec>& option_table() {
     std::vector<OptionSpec> t = {
         DTUNE_OPT(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
         DTUNE_OPT(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
-        DTUNE_OPT(model.attention, "auto (dtune's fused CPU / flash-varlen CUDA attention where it applies) | sdpa"),
+        DTUNE_OPT(model.attention, "kernel policy: auto (dtune's kernels where they apply: fused CPU attention, "
+                                   "RMSNorm, RoPE, SwiGLU, cross-entropy, few-row decoding products; flash-varlen "
+                                   "CUDA attention) | reference (libtorch's reference for every one; old name: sdpa)"),
     };
     add_section_fields(t, "lora", LoraOptions::fields(), [](Config& c) -> LoraOptions& { return c.lora; });
     t.insert(t.end(), {

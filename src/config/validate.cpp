@@ -1,13 +1,15 @@
 // validate(): rejects bad values and bad combinations before any heavy work starts. Each
 // message names the option, the value and the accepted range.
 #include "dtune/config/config.h"
+#include "dtune/core/device_request.h"
 #include "dtune/core/error.h"
 #include "dtune/core/option_field.h"
+#include "dtune/kernels/kernel_policy.h"
 
 namespace dtune {
 void validate(const Config& c) {
   require_option(!c.model.path.empty(), "model.path", "''", "must name a Hugging Face model folder");
-  require_option_one_of(c.model.attention, "model.attention", {"auto", "sdpa"});
+  kernel_policy_from_name(c.model.attention, "model.attention");  // throws for any other value
 
   validate(static_cast<const LoraOptions&>(c.lora), OptionNames::config_section("lora"));
 
@@ -19,7 +21,7 @@ void validate(const Config& c) {
 
   const TrainSection& t = c.train;
   require_option_one_of(t.precision, "train.precision", {"fp16", "bf16", "fp32"});
-  require_option_one_of(t.device, "train.device", {"auto", "cpu", "cuda"});
+  parse_device_request(t.device, "train.device", /*allow_index=*/false);  // throws for any other value
   require_option_one_of(t.lr_scheduler, "train.lr_scheduler", {"linear", "cosine", "constant"});
   require_option(t.epochs > 0, "train.epochs", t.epochs, "must be > 0");
   require_option(t.max_steps == -1 || t.max_steps > 0, "train.max_steps", t.max_steps, "must be -1 (use epochs) or > 0");

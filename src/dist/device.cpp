@@ -99,18 +99,18 @@ HostSyncCheck::~HostSyncCheck() {
 #endif
 }
 
-c10::Device select_device(const std::string& request, int local_rank) {
-  DTUNE_CHECK(request == "auto" || request == "cpu" || request == "cuda",
-              "train.device must be auto, cpu or cuda, got '", request, "'");
-  if (request == "cpu") return c10::Device(c10::kCPU);
+c10::Device select_device(const DeviceRequest& request, int local_rank, const std::string& option) {
+  if (request.kind == DeviceRequest::Kind::kCpu) return c10::Device(c10::kCPU);
   const int n = cuda_device_count();
+  const char* why_none = cuda_compiled() ? " (check nvidia-smi and CUDA_VISIBLE_DEVICES); use cpu"
+                                         : " (this binary was built without CUDA); use cpu";
   if (n == 0) {
-    DTUNE_CHECK(request == "auto", "train.device=cuda but no GPU is visible",
-                cuda_compiled() ? " (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
-                                : " (this binary was built without CUDA)");
+    DTUNE_CHECK(request.kind == DeviceRequest::Kind::kAuto, option, " asks for a GPU but none is visible", why_none);
     return c10::Device(c10::kCPU);
   }
-  const auto index = static_cast<c10::DeviceIndex>(local_rank % n);
+  DTUNE_CHECK(request.index < n, option, " asks for GPU ", request.index, " but ", n, " GPU", n == 1 ? " is" : "s are",
+              " visible (0..", n - 1, ")");
+  const auto index = static_cast<c10::DeviceIndex>(request.index >= 0 ? request.index : local_rank % n);
 #ifdef DTUNE_HAVE_CUDA
   c10::cuda::set_device(index);
 #endif

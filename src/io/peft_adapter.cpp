@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <ATen/core/Tensor.h>
@@ -55,33 +53,6 @@ void check_rank(const LoraModuleWeights& m, int64_t r, const std::string& where,
               why, " (expected (r, in_features))");
   DTUNE_CHECK(m.b.size(1) == r, where, ": ", m.module, ".lora_B.weight has shape ", m.b.sizes(), " but r = ", r,
               why, " (expected (out_features, r))");
-}
-
-// rank_pattern / alpha_pattern of adapter_config.json, in file order: {module regex, value}.
-using Pattern = std::vector<std::pair<std::string, double>>;
-
-Pattern read_pattern(const nlohmann::ordered_json& j, const char* key, const std::string& file) {
-  Pattern out;
-  if (!j.contains(key) || j.at(key).is_null()) return out;
-  DTUNE_CHECK(j.at(key).is_object(), file, ": \"", key, "\" must be an object {module pattern: value}");
-  for (const auto& [k, v] : j.at(key).items()) {
-    DTUNE_CHECK(v.is_number(), file, ": ", key, "[\"", k, "\"] must be a number");
-    out.emplace_back(k, v.get<double>());
-  }
-  return out;
-}
-
-// peft's get_pattern_key: the first key (in file order) with re.match(rf"(.*\.)?({key})$", module)
-// gives the module's value; none: fallback.
-double pattern_value(const Pattern& pattern, const std::string& module, double fallback, const std::string& file) {
-  for (const auto& [key, value] : pattern) {
-    try {
-      if (std::regex_match(module, std::regex("(.*\\.)?(" + key + ")"))) return value;
-    } catch (const std::regex_error& e) {
-      throw Error(str(file, ": pattern \"", key, "\" is not a regular expression dtune can read (", e.what(), ")"));
-    }
-  }
-  return fallback;
 }
 
 }  // namespace
@@ -152,39 +123,11 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
               "(adapter_config.json + adapter_model.safetensors)");
   DTUNE_CHECK(fs::is_regular_file(weights_file), weights_file, " not found (adapters saved as .bin are not "
               "supported: re-save with safe_serialization=True)");
-  const json j = io_detail::read_json_file(cfg_file);
-  DTUNE_CHECK(j.is_object(), cfg_file, ": expected a JSON object");
+  const AdapterConfigFile cfg = read_adapter_config(cfg_file);
 
   PeftAdapter out;
+  out.config = cfg.config;
   AdapterConfig& c = out.config;
-  const std::string peft_type = io_detail::require_string(j, "peft_type", cfg_file);
-  DTUNE_CHECK(peft_type == "LORA", cfg_file, ": peft_type \"", peft_type, "\" is not supported (only LORA)");
-  c.r = io_detail::require_int(j, "r", cfg_file);
-  DTUNE_CHECK(c.r > 0, cfg_file, ": \"r\" must be positive, got ", c.r);
-  c.alpha = io_detail::get_double(j, "lora_alpha", 8.0, cfg_file);  // peft's default lora_alpha
-  c.dropout = io_detail::get_double(j, "lora_dropout", 0.0, cfg_file);
-  c.use_rslora = io_detail::get_bool(j, "use_rslora", false, cfg_file);
-  c.base_model_name_or_path = io_detail::get_string(j, "base_model_name_or_path", "", cfg_file);
-  const std::string bias = io_detail::get_string(j, "bias", "none", cfg_file);
-  DTUNE_CHECK(bias == "none", cfg_file, ": bias \"", bias, "\" is not supported (dtune trains LoRA with bias=\"none\")");
-  DTUNE_CHECK(!io_detail::get_bool(j, "use_dora", false, cfg_file), cfg_file, ": use_dora=true is not supported");
-  DTUNE_CHECK(!io_detail::get_bool(j, "lora_bias", false, cfg_file), cfg_file, ": lora_bias=true is not supported");
-  DTUNE_CHECK(!io_detail::get_bool(j, "fan_in_fan_out", false, cfg_file), cfg_file,
-              ": fan_in_fan_out=true is not supported (Llama/Qwen2 use nn.Linear)");
-  for (const auto& [key, why] : {std::pair{"modules_to_save", "dtune adapters hold LoRA weights only: fully trained "
-                                               "modules are not applied"},
-                                   std::pair{"trainable_token_indices", "trainable token embeddings are not applied"},
-                                   std::pair{"layer_replication", "dtune does not replicate layers"},
-                                   std::pair{"target_parameters", "LoRA on parameters (not modules) is not applied"}}) {
-    DTUNE_CHECK(!j.contains(key) || j.at(key).is_null() || j.at(key).empty(), cfg_file, ": \"", key,
-                "\" is not supported (", why, "); merge it with peft (merge_and_unload) or re-train without it");
-  }
-  // Per-module rank and alpha (peft's rank_pattern / alpha_pattern), keys in file order.
-  std::ifstream cfg_in(cfg_file);
-  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(cfg_in);
-  const Pattern rank_pattern = read_pattern(ordered, "rank_pattern", cfg_file);
-  const Pattern alpha_pattern = read_pattern(ordered, "alpha_pattern", cfg_file);
-
   const SafetensorsFile file = SafetensorsFile::open(weights_file);
   for (const auto& [name, entry] : file.entries()) {
     const std::optional<PeftLoraKey> key = parse_peft_lora_key(name);
@@ -197,10 +140,9 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
             [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
   out.modules = pair_modules(out.tensors, weights_file);
   for (LoraModuleWeights& m : out.modules) {
-    const double r = pattern_value(rank_pattern, m.module, static_cast<double>(c.r), cfg_file);
-    const double alpha = pattern_value(alpha_pattern, m.module, c.alpha, cfg_file);
-    check_rank(m, static_cast<int64_t>(r), weights_file, r == static_cast<double>(c.r) ? "" : " (rank_pattern)");
-    m.scale = lora_scale(alpha, static_cast<int64_t>(r), c.use_rslora);
+    const ModuleRankAlpha ra = module_rank_alpha(cfg, m.module, cfg_file);
+    check_rank(m, ra.r, weights_file, ra.r_from_pattern ? " (rank_pattern)" : "");
+    m.scale = lora_scale(ra.alpha, ra.r, c.use_rslora);
   }
 
   // target_modules as the short names of the adapted projections, whatever form the file gives

@@ -7,13 +7,14 @@
 #include <ATen/core/grad_mode.h>
 
 #include "dtune/core/error.h"
-#include "dtune/lora/cpu_gemv.h"
+#include "dtune/kernels/cpu_gemv.h"
+#include "dtune/kernels/kernel_choice.h"
 #include "dtune/lora/lora_adapter.h"
 
 namespace dtune {
 
-LoraLinear::LoraLinear(at::Tensor weight, at::Tensor bias)
-    : weight_(std::move(weight)), bias_(std::move(bias)) {
+LoraLinear::LoraLinear(at::Tensor weight, at::Tensor bias, KernelPolicy kernels)
+    : weight_(std::move(weight)), bias_(std::move(bias)), kernels_(kernels) {
   DTUNE_CHECK(weight_.defined() && weight_.dim() == 2, "LoraLinear: weight must be 2-D (out, in)");
   DTUNE_CHECK(!bias_.defined() || (bias_.dim() == 1 && bias_.size(0) == weight_.size(0)),
               "LoraLinear: bias must be (out) = (", weight_.size(0), ")");
@@ -26,7 +27,7 @@ int64_t LoraLinear::out_features() const { return weight_.size(0); }
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, bool training) const {
   // Decoding on CPU (a few rows, no autograd): the threaded few-row kernel; otherwise BLAS.
-  at::Tensor y = cpu_gemv_applies(x, weight_, bias_)
+  at::Tensor y = use_cpu_gemv(kernels_, x, weight_, bias_)
                      ? cpu_gemv(x, weight_, bias_)
                      : at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_)
                                                               : std::optional<at::Tensor>());

@@ -2,7 +2,7 @@
 // (or dtune's fused CPU kernel, cpu_attention.h).
 #include <ATen/ATen.h>
 
-#include "dtune/model/cpu_attention.h"
+#include "dtune/kernels/cpu_attention.h"
 #include "dtune/model/kv_cache.h"
 #include "dtune/model/layers.h"
 #include "dtune/model/rope.h"
@@ -15,8 +15,8 @@ at::Tensor Attention::forward(const at::Tensor& x, const AttentionInputs& in) co
   at::Tensor q = q_proj.forward(x, in.training).view({B, T, n_heads, head_dim}).transpose(1, 2);
   at::Tensor k = k_proj.forward(x, in.training).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
   at::Tensor v = v_proj.forward(x, in.training).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
-  q = apply_rotary(q, *in.cos, *in.sin);
-  k = apply_rotary(k, *in.cos, *in.sin);
+  q = apply_rotary(q, *in.cos, *in.sin, in.kernels);
+  k = apply_rotary(k, *in.cos, *in.sin, in.kernels);
   if (in.cache != nullptr) std::tie(k, v) = in.cache->append(in.layer, k, v);  // (B, n_kv, T_k, hd)
   if (in.varlen_rows != nullptr) {
     // Packed rows as flash attention's variable-length batch: (B * T, heads, hd), causal within

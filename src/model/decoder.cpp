@@ -10,9 +10,10 @@
 
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
-#include "dtune/lora/cpu_gemv.h"
+#include "dtune/kernels/cpu_gemv.h"
+#include "dtune/kernels/kernel_choice.h"
 #include "dtune/model/activation_checkpoint.h"
-#include "dtune/model/cpu_attention.h"
+#include "dtune/kernels/cpu_attention.h"
 
 namespace dtune {
 namespace {
@@ -143,7 +144,7 @@ Decoder::Decoder(const ModelConfig& config, const FrozenWeightsFactory& make_wei
     for (size_t j = 0; j < projs.size(); ++j) {
       at::Tensor w = t.at(k++);
       at::Tensor b = projs[j].bias ? t.at(k++) : at::Tensor();
-      *linears[j] = LoraLinear(std::move(w), std::move(b));
+      *linears[j] = LoraLinear(std::move(w), std::move(b), options.kernels);
     }
   }
   final_norm_ = weights_->tensors(final_norm_unit()).at(0);
@@ -175,15 +176,14 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   w.release(0);
   auto [cos, sin] = rope_.cos_sin(position_ids, options_.dtype);  // (B, T, hd)
 
-  const bool fused = options_.fused_cpu_attention && cache == nullptr &&
-                     mask.kind() != AttentionMask::Kind::kPadding &&
-                     cpu_attention_supported(options_.dtype, options_.device, config_.head_dim, T);
+  const KernelPolicy kernels = options_.kernels;
+  const bool fused = cache == nullptr && mask.kind() != AttentionMask::Kind::kPadding &&
+                     use_cpu_attention(kernels, options_.dtype, options_.device, config_.head_dim, T);
   const at::Tensor window_starts = fused ? mask.window_starts() : at::Tensor();
-  const bool varlen = !fused && options_.varlen_cuda_attention && cache == nullptr &&
-                      mask.kind() == AttentionMask::Kind::kPacked && mask.rows().cu_seqlens.defined() &&
-                      options_.device.is_cuda() &&
-                      (options_.dtype == at::kHalf || options_.dtype == at::kBFloat16) &&
-                      config_.head_dim % 8 == 0 && config_.head_dim <= 256;
+  const bool varlen = !fused && cache == nullptr && mask.kind() == AttentionMask::Kind::kPacked &&
+                      mask.rows().cu_seqlens.defined() &&
+                      use_flash_varlen_attention(kernels, options_.dtype, options_.device, config_.head_dim,
+                                                 options_.flash_capable);
   const AttentionMask::Rows* varlen_rows = varlen ? &mask.rows() : nullptr;
   at::Tensor sdpa_mask;  // (B, 1, T, T_k) bool; undefined = plain causal
   if (fused || varlen) {
@@ -202,6 +202,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   in.cos = &cos;
   in.sin = &sin;
   in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+  in.kernels = kernels;
   in.fused_cpu = fused;
   in.window_starts = window_starts.defined() ? &window_starts : nullptr;
   in.varlen_rows = varlen_rows;
@@ -224,12 +225,13 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // non-reentrant checkpoint gets by stopping the recomputation early).
       const bool down_outside = !layer->mlp.down_proj.has_adapter();
       const std::vector<at::Tensor> outs = checkpoint(
-          [layer, cos, sin, sdpa_mask, fused, window_starts, varlen, rows = mask.rows(), training,
+          [layer, cos, sin, sdpa_mask, kernels, fused, window_starts, varlen, rows = mask.rows(), training,
            down_outside](const at::Tensor& x) {
             AttentionInputs rin;
             rin.cos = &cos;
             rin.sin = &sin;
             rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+            rin.kernels = kernels;
             rin.fused_cpu = fused;
             rin.window_starts = window_starts.defined() ? &window_starts : nullptr;
             rin.varlen_rows = varlen ? &rows : nullptr;
@@ -249,7 +251,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   }
   if (cache != nullptr) cache->end_step();
   w.acquire(final_norm_unit());
-  at::Tensor out = rms_norm(h, final_norm_, config_.rms_norm_eps);
+  at::Tensor out = rms_norm(h, final_norm_, config_.rms_norm_eps, kernels);
   w.release(final_norm_unit());
   if (backward_acquires && out.requires_grad())
     out = acquire_in_backward(out, final_norm_unit(),
@@ -259,8 +261,9 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const {
   weights_->acquire(lm_head_unit());
-  at::Tensor out = cpu_gemv_applies(hidden, lm_head_, at::Tensor()) ? cpu_gemv(hidden, lm_head_, at::Tensor())
-                                                                    : at::matmul(hidden, lm_head_.t());
+  at::Tensor out = use_cpu_gemv(options_.kernels, hidden, lm_head_, at::Tensor())
+                       ? cpu_gemv(hidden, lm_head_, at::Tensor())
+                       : at::matmul(hidden, lm_head_.t());
   // A backward through these logits needs the head: it stays acquired until the next forward.
   if (!(at::GradMode::is_enabled() && out.requires_grad())) weights_->release(lm_head_unit());
   return out;
@@ -285,7 +288,7 @@ LossSum Decoder::loss(const at::Tensor& hidden, const LossTargets& targets) cons
   out.num_tokens = t.count;
   // Its backward needs no LM head (the gradient w.r.t. hidden is computed here, lm_loss.h).
   weights_->acquire(lm_head_unit());
-  out.sum = chunked_lm_loss_sum(h, lm_head_, t.targets, options_.loss_chunk_size);
+  out.sum = chunked_lm_loss_sum(h, lm_head_, t.targets, options_.loss_chunk_size, options_.kernels);
   weights_->release(lm_head_unit());
   return out;
 }

@@ -12,8 +12,8 @@ at::Tensor DecoderLayer::forward(const at::Tensor& h, const AttentionInputs& in)
 
 std::pair<at::Tensor, at::Tensor> DecoderLayer::forward_to_down_proj(const at::Tensor& h,
                                                                      const AttentionInputs& in) const {
-  at::Tensor a = h + attention.forward(rms_norm(h, input_norm, eps), in);
-  at::Tensor m = mlp.gated(rms_norm(a, post_attention_norm, eps), in.training);
+  at::Tensor a = h + attention.forward(rms_norm(h, input_norm, eps, in.kernels), in);
+  at::Tensor m = mlp.gated(rms_norm(a, post_attention_norm, eps, in.kernels), in.training, in.kernels);
   return {std::move(a), std::move(m)};
 }
 

@@ -1,5 +1,5 @@
 // Chunked LM head + cross-entropy with the hidden-state gradient computed in the forward pass
-// (on CPU through the fused row kernel of cpu_cross_entropy.h).
+// (on CPU through the fused row kernel of cpu_cross_entropy.h, where kernel_choice.h picks it).
 #include "dtune/model/lm_loss.h"
 
 #include <ATen/ATen.h>
@@ -7,7 +7,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "dtune/core/error.h"
-#include "dtune/model/cpu_cross_entropy.h"
+#include "dtune/kernels/cpu_cross_entropy.h"
+#include "dtune/kernels/kernel_choice.h"
 
 namespace dtune {
 namespace {
@@ -18,7 +19,7 @@ using torch::autograd::variable_list;
 // Returns the loss sum and, when want_grad, d(sum)/d(hidden) (N, H) in hidden's dtype.
 std::pair<at::Tensor, at::Tensor> run_chunks(const at::Tensor& hidden, const at::Tensor& lm_head,
                                              const at::Tensor& targets, int64_t chunk_size,
-                                             bool want_grad) {
+                                             KernelPolicy kernels, bool want_grad) {
   const int64_t n = hidden.size(0);
   at::Tensor total = at::zeros({}, hidden.options().dtype(at::kFloat));
   at::Tensor grad = want_grad ? at::empty_like(hidden) : at::Tensor();
@@ -27,7 +28,7 @@ std::pair<at::Tensor, at::Tensor> run_chunks(const at::Tensor& hidden, const at:
     const at::Tensor h = hidden.slice(0, begin, end);                    // (c, H)
     const at::Tensor t = targets.slice(0, begin, end).unsqueeze(1);      // (c, 1)
     at::Tensor logits = at::matmul(h, lm_head.t());  // (c, V) in the model dtype
-    if (cpu_cross_entropy_applies(logits)) {
+    if (use_cpu_cross_entropy(kernels, logits)) {
       // One fused pass per row; the logits become the gradient softmax - onehot in place.
       total += cpu_cross_entropy_(logits, targets.slice(0, begin, end), want_grad);
       if (want_grad) grad.slice(0, begin, end).copy_(at::matmul(logits, lm_head));
@@ -64,15 +65,15 @@ at::Tensor scale_in_fp32(const at::Tensor& grad, const at::Tensor& weight) {
 struct ChunkedLmLoss : public torch::autograd::Function<ChunkedLmLoss> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
                             const at::Tensor& lm_head, const at::Tensor& targets,
-                            int64_t chunk_size) {
-    auto [total, grad] = run_chunks(hidden, lm_head, targets, chunk_size, /*want_grad=*/true);
+                            int64_t chunk_size, KernelPolicy kernels) {
+    auto [total, grad] = run_chunks(hidden, lm_head, targets, chunk_size, kernels, /*want_grad=*/true);
     ctx->save_for_backward({grad});
     return total;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor grad = ctx->get_saved_variables()[0];
-    return {scale_in_fp32(grad, grad_outputs[0]), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {scale_in_fp32(grad, grad_outputs[0]), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -103,15 +104,15 @@ LossTargets select_loss_targets(const at::Tensor& labels, bool labels_shifted) {
 }
 
 at::Tensor chunked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
-                               const at::Tensor& targets, int64_t chunk_size) {
+                               const at::Tensor& targets, int64_t chunk_size, KernelPolicy kernels) {
   DTUNE_CHECK(chunk_size > 0, "loss chunk size must be > 0, got ", chunk_size);
   DTUNE_CHECK(hidden.dim() == 2 && targets.dim() == 1 && hidden.size(0) == targets.size(0),
               "chunked_lm_loss_sum: hidden (N, H) and targets (N) must agree");
   if (hidden.requires_grad() && at::GradMode::is_enabled()) {
-    return ChunkedLmLoss::apply(hidden, lm_head.detach(), targets, chunk_size);
+    return ChunkedLmLoss::apply(hidden, lm_head.detach(), targets, chunk_size, kernels);
   }
   at::NoGradGuard no_grad;
-  return run_chunks(hidden, lm_head, targets, chunk_size, /*want_grad=*/false).first;
+  return run_chunks(hidden, lm_head, targets, chunk_size, kernels, /*want_grad=*/false).first;
 }
 
 }  // namespace dtune

@@ -8,7 +8,8 @@
 
 #include "dtune/core/error.h"
 #include "dtune/io/model_config.h"
-#include "dtune/model/cpu_rotary.h"
+#include "dtune/kernels/cpu_rotary.h"
+#include "dtune/kernels/kernel_choice.h"
 
 namespace dtune {
 namespace {
@@ -64,8 +65,8 @@ std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& pos
   return {(emb.cos() * attention_scaling_).to(dtype), (emb.sin() * attention_scaling_).to(dtype)};
 }
 
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  if (cpu_rotary_applies(x, cos, sin)) return cpu_rotary(x, cos, sin);  // one fused pass on CPU
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, KernelPolicy kernels) {
+  if (use_cpu_rotary(kernels, x, cos, sin)) return cpu_rotary(x, cos, sin);  // one fused pass on CPU
   const int64_t half = x.size(-1) / 2;
   const at::Tensor rotated = at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
   const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // (B, 1, T, head_dim)

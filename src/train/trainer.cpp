@@ -21,6 +21,7 @@
 
 #include "dtune/config/config_parser.h"
 #include "dtune/core/cpus.h"
+#include "dtune/core/device_request.h"
 #include "dtune/core/error.h"
 #include "dtune/core/log.h"
 #include "dtune/data/batcher.h"
@@ -34,6 +35,7 @@
 #include "dtune/generate/chat_format.h"
 #include "dtune/generate/generator.h"
 #include "dtune/io/dtype_names.h"
+#include "dtune/kernels/kernel_policy.h"
 #include "dtune/io/peft_adapter.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/model/decoder.h"
@@ -218,7 +220,8 @@ void Recipe::setup_device_and_comm() {
   if (cfg_.train.device != "cpu") dist::choose_gpus(placement);
   if (env_.rank() == 0) log::info(dist::placement_table(placement));
   dist::check_placement(placement);
-  device_ = dist::select_device(cfg_.train.device, std::max(0, placement[static_cast<size_t>(env_.rank())].gpu));
+  device_ = dist::select_device(parse_device_request(cfg_.train.device, "train.device", /*allow_index=*/false),
+                                 std::max(0, placement[static_cast<size_t>(env_.rank())].gpu), "train.device");
   // As transformers' Trainer refuses fp16 without a GPU: a GPU config that landed on a machine
   // without one must not train for days in fp16 on the CPU. An explicit train.device=cpu may.
   DTUNE_CHECK(!(device_.is_cpu() && cfg_.train.device == "auto" && cfg_.train.precision != "fp32"), "train.precision=",
@@ -340,10 +343,9 @@ void Recipe::setup_model() {
   model_opts.device = device_;
   model_opts.activation_checkpointing = cfg_.train.gradient_checkpointing;
   model_opts.checkpoint_every = cfg_.train.activation_checkpoint_every;
-  model_opts.fused_cpu_attention = cfg_.model.attention == "auto";
+  model_opts.kernels = kernel_policy_from_name(cfg_.model.attention, "model.attention");
   // Flash attention (varlen for packed rows) needs Ampere or newer.
-  model_opts.varlen_cuda_attention =
-      cfg_.model.attention == "auto" && (device_.is_cpu() || dist::compute_capability(device_) >= 80);
+  model_opts.flash_capable = device_.is_cpu() || dist::compute_capability(device_) >= 80;
   if (shard_comm_ == nullptr) {
     model_.emplace(Decoder::load(cfg_.model.path, model_opts));
   } else {

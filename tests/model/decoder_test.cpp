@@ -271,7 +271,7 @@ BOOST_AUTO_TEST_CASE(fused_cpu_attention_and_sdpa_give_the_same_packed_step) {
   std::vector<PackedStep> steps;
   for (bool fused : {true, false}) {
     DecoderOptions opts;
-    opts.fused_cpu_attention = fused;
+    opts.kernels = fused ? KernelPolicy::kDtune : KernelPolicy::kReference;
     steps.push_back(packed_lora_step(opts, ids, seq, labels, /*with_rows=*/false));
   }
   expect_same_step(steps[0], steps[1], /*loss_tol=*/1e-5, /*grad_tol=*/1e-5);
@@ -322,7 +322,7 @@ BOOST_AUTO_TEST_CASE(flash_varlen_and_sdpa_give_the_same_packed_step_on_cuda,
     opts.dtype = at::kBFloat16;
     opts.device = c10::Device(c10::kCUDA, 0);
     opts.activation_checkpointing = true;
-    opts.varlen_cuda_attention = varlen;
+    opts.kernels = varlen ? KernelPolicy::kDtune : KernelPolicy::kReference;
     steps.push_back(packed_lora_step(opts, ids, seq, labels, /*with_rows=*/true));
   }
   expect_same_step(steps[0], steps[1], /*loss_tol=*/1e-2, /*grad_tol=*/5e-2);

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "dtune/core/error.h"
-#include "dtune/model/cpu_cross_entropy.h"
+#include "dtune/kernels/cpu_cross_entropy.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

@@ -3,7 +3,7 @@
 //
 // Usage: dtune_model_bench MODEL_DIR [--seq 512] [--batch 1] [--steps 5] [--warmup 1]
 //        [--threads 2] [--rank 8] [--prompt-frac 0.5] [--checkpointing 0|1] [--checkpoint-every 1] [--chunk 1024] [--bf16 0|1]
-//        [--fused-attention 0|1]
+//        [--dtune-kernels 0|1]
 // With DTUNE_BENCH_TRACE=FILE set, the timed steps are recorded by libtorch's profiler into a
 // Chrome trace; bench/trace_self_time.py sums it per operator.
 #include <algorithm>
@@ -43,7 +43,7 @@ int run(int argc, char** argv) {
                                        {"--warmup", 1}, {"--threads", 2},       {"--rank", 8},
                                        {"--prompt-frac", 0.5}, {"--checkpointing", 0},
                                        {"--chunk", 1024}, {"--bf16", 0}, {"--checkpoint-every", 1},
-                                       {"--fused-attention", 1}};
+                                       {"--dtune-kernels", 1}};
   for (int i = 2; i + 1 < argc; i += 2) {
     DTUNE_CHECK(opt.count(argv[i]), "unknown option ", argv[i]);
     opt[argv[i]] = std::stod(argv[i + 1]);
@@ -56,7 +56,8 @@ int run(int argc, char** argv) {
   options.checkpoint_every = static_cast<int64_t>(opt["--checkpoint-every"]);
   options.loss_chunk_size = static_cast<int64_t>(opt["--chunk"]);
   if (opt["--bf16"] != 0) options.dtype = at::kBFloat16;
-  options.fused_cpu_attention = opt["--fused-attention"] != 0;
+  // 0: libtorch's reference for every kernel (model.attention = reference), 1: dtune's kernels.
+  options.kernels = opt["--dtune-kernels"] != 0 ? dtune::KernelPolicy::kDtune : dtune::KernelPolicy::kReference;
   dtune::Decoder model = dtune::Decoder::load(argv[1], options);
   dtune::LoraOptions lora;
   lora.r = static_cast<int64_t>(opt["--rank"]);

@@ -16,9 +16,12 @@ namespace dtune {
 struct ModelSection {
   std::string path = "models/SmolLM2-135M-Instruct";  // HF folder: config.json + *.safetensors
   std::string tokenizer;  // tokenizer.json or its folder; empty = the model folder
-  // auto: dtune's own attention where it applies (the fused kernel on CPU; flash attention's
-  // varlen kernel for packed rows on CUDA, compute capability >= 8.0). sdpa: always libtorch's
-  // SDPA with a mask tensor, the reference path (to compare, or to rule dtune's kernels out).
+  // The kernel policy (kernels/kernel_policy.h), for every kernel dtune has its own of.
+  // auto: dtune's kernels where they apply (on CPU the fused attention, RMSNorm, RoPE, SwiGLU
+  // and cross-entropy kernels and the few-row decoding product; flash attention's varlen kernel
+  // for packed rows on CUDA, compute capability >= 8.0). reference: libtorch's reference for
+  // every one (SDPA with a mask tensor, the ATen op sequences), to compare or to rule dtune's
+  // kernels out. sdpa: the old name of reference (it switched attention only).
   std::string attention = "auto";
 };
 

@@ -5,6 +5,8 @@
 
 #include <c10/core/Device.h>
 
+#include "dtune/core/device_request.h"
+
 namespace dtune::dist {
 
 bool cuda_compiled();             // the CUDA/NCCL path is in this binary
@@ -37,9 +39,10 @@ class HostSyncCheck {
   bool active_ = false;
 };
 
-// request: "auto" (cuda if a GPU is visible, else cpu) | "cpu" | "cuda".
-// local_rank picks the GPU (local_rank % device count); sets it as the current device.
-// Throws dtune::Error when "cuda" is requested and none is usable.
-c10::Device select_device(const std::string& request, int local_rank);
+// The device of a request (parse_device_request, core/device_request.h: train.device, generate
+// --device): auto = a GPU if one is visible, else the CPU; cuda without an index = GPU
+// local_rank % device count; cuda:N = GPU N. Sets a GPU as the current device. Throws
+// dtune::Error naming `option` when a GPU is requested and none (or not that one) is visible.
+c10::Device select_device(const DeviceRequest& request, int local_rank, const std::string& option);
 
 }  // namespace dtune::dist

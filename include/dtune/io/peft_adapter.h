@@ -9,18 +9,12 @@
 
 #include <c10/core/Device.h>
 
+#include "dtune/io/adapter_config.h"  // AdapterConfig, read_adapter_config
 #include "dtune/lora/lora_adapter.h"  // LoraModuleWeights, lora_delta
 #include "dtune/lora/lora_options.h"
 #include "dtune/lora/peft_keys.h"     // the key scheme, base_weight_name
 
 namespace dtune {
-
-// adapter_config.json as dtune reads and writes it: the LoRA hyper-parameters (LoraOptions, the
-// one definition: r, alpha = lora_alpha, dropout = lora_dropout, target_modules, use_rslora) and
-// the base model's name. The scale is LoraOptions::scale().
-struct AdapterConfig : LoraOptions {
-  std::string base_model_name_or_path;  // informational; may be empty
-};
 
 // A PEFT adapter folder read into one description: its config, its tensors under normalized
 // PEFT key names (lora/peft_keys.h), e.g.

@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "dtune/kernels/kernel_policy.h"
 #include "dtune/lora/lora_options.h"
 
 namespace dtune {
@@ -19,8 +20,9 @@ namespace dtune {
 class LoraLinear {
  public:
   LoraLinear() = default;
-  // weight (out, in); bias (out) or an undefined tensor.
-  LoraLinear(at::Tensor weight, at::Tensor bias);
+  // weight (out, in); bias (out) or an undefined tensor. kernels: whether the base product may
+  // run in dtune's few-row cpu_gemv when decoding on CPU (kernel_policy.h), or always at::linear.
+  LoraLinear(at::Tensor weight, at::Tensor bias, KernelPolicy kernels = KernelPolicy::kDtune);
 
   // x (..., in) -> (..., out). Dropout on the adapter input only when training and p > 0;
   // it draws from the default generator of x's device (so checkpoint recomputation can
@@ -56,6 +58,7 @@ class LoraLinear {
   at::Tensor lora_b_;  // (out, r) fp32, requires grad
   double scale_ = 0.0;
   double dropout_ = 0.0;
+  KernelPolicy kernels_ = KernelPolicy::kDtune;
 };
 
 }  // namespace dtune

@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "dtune/io/model_config.h"
+#include "dtune/kernels/kernel_policy.h"
 #include "dtune/lora/lora_adapter.h"
 #include "dtune/model/attention_mask.h"
 #include "dtune/model/frozen_weights.h"
@@ -32,13 +33,16 @@ struct DecoderOptions {
   bool activation_checkpointing = false;  // recompute layers in backward (less memory)
   int64_t checkpoint_every = 1;           // with it: recompute layers 0, N, 2N, ... (1 = all)
   int64_t loss_chunk_size = 1024;         // loss tokens per LM-head + CE chunk; lower = less memory
-  // Causal and packed attention without a KV cache on CPU (fp32/bf16, x86-64 with AVX-512):
-  // dtune's fused kernel (cpu_attention.h) instead of libtorch's SDPA. false = always SDPA.
-  bool fused_cpu_attention = true;
-  // Packed rows on CUDA in fp16/bf16 without a KV cache, when the mask carries its Rows:
-  // flash attention's varlen kernel instead of SDPA with a (B, 1, T, T) mask. Needs a GPU
-  // of compute capability 8.0 or newer (the trainer checks). false = always SDPA.
-  bool varlen_cuda_attention = true;
+  // Which kernels run (kernel_policy.h; the config's model.attention): kDtune = dtune's kernels
+  // wherever they take the tensors (kernel_choice.h decides per call): on CPU the fused
+  // cpu_attention (causal and packed rows without a KV cache), cpu_rms_norm, cpu_rotary,
+  // cpu_swiglu, cpu_cross_entropy and the decoding product cpu_gemv; on CUDA flash attention's
+  // varlen kernel for packed rows whose mask carries its Rows. kReference = libtorch's
+  // reference for all of them (SDPA with a mask tensor, the ATen op sequences, at::linear).
+  KernelPolicy kernels = KernelPolicy::kDtune;
+  // A fact about the device, not a choice: a CUDA device runs flash attention (compute
+  // capability >= 8.0; the trainer asks the device). false keeps packed rows on SDPA on CUDA.
+  bool flash_capable = true;
 };
 
 class Decoder {

@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "dtune/kernels/kernel_policy.h"
 #include "dtune/lora/lora_linear.h"
 #include "dtune/model/attention_mask.h"
 
@@ -15,16 +16,21 @@ namespace dtune {
 class KVCache;
 
 // HF LlamaRMSNorm: normalise in fp32, cast back to x's dtype, then multiply by weight (in
-// x's dtype). x (..., H), weight (H).
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+// x's dtype). x (..., H), weight (H). kernels: dtune's fused kernel where it applies, or the
+// ATen formulation (kernel_policy.h).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps,
+                    KernelPolicy kernels = KernelPolicy::kDtune);
 
 // What one attention call needs besides the weights.
 struct AttentionInputs {
   const at::Tensor* cos = nullptr;   // (B, T, head_dim) in the activation dtype
   const at::Tensor* sin = nullptr;
   const at::Tensor* mask = nullptr;  // (B, 1, T, T_k) bool, true = attend; null = causal
+  // dtune's kernels or the libtorch reference for RoPE, RMSNorm and SwiGLU in this call
+  // (kernel_policy.h; the Decoder passes DecoderOptions::kernels).
+  KernelPolicy kernels = KernelPolicy::kDtune;
   // Instead of SDPA and mask: cpu_attention (cpu_attention.h), with these window starts (B, T)
-  // int64 (null = plain causal). The Decoder picks it where cpu_attention_supported.
+  // int64 (null = plain causal). The Decoder picks it where use_cpu_attention (kernel_choice.h).
   bool fused_cpu = false;
   const at::Tensor* window_starts = nullptr;
   // Instead of SDPA and mask: flash attention's varlen kernel over packed rows (CUDA, fp16/bf16),
@@ -47,9 +53,10 @@ struct Attention {
 struct Mlp {
   LoraLinear gate_proj, up_proj, down_proj;  // gate/up (I, H), down (H, I)
   // x (B, T, H) -> (B, T, H): down(silu(gate(x)) * up(x)).
-  at::Tensor forward(const at::Tensor& x, bool training) const;
-  // x (B, T, H) -> (B, T, I): silu(gate(x)) * up(x), the down projection's input.
-  at::Tensor gated(const at::Tensor& x, bool training) const;
+  at::Tensor forward(const at::Tensor& x, bool training, KernelPolicy kernels = KernelPolicy::kDtune) const;
+  // x (B, T, H) -> (B, T, I): silu(gate(x)) * up(x), the down projection's input (the gate
+  // through cpu_swiglu where kernels allows it and it applies).
+  at::Tensor gated(const at::Tensor& x, bool training, KernelPolicy kernels = KernelPolicy::kDtune) const;
 };
 
 struct DecoderLayer {

@@ -9,6 +9,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "dtune/kernels/kernel_policy.h"
+
 namespace dtune {
 
 // Sum of token cross-entropies and how many tokens it covers. The trainer divides the summed
@@ -44,8 +46,10 @@ LossTargets select_loss_targets(const at::Tensor& labels, bool labels_shifted);
 // logits; backward only scales it by the incoming gradient (the trainer's loss weight), in fp32
 // with one rounding to hidden's dtype, so a bf16 gradient is not off by the weight's bf16
 // rounding and an fp16 weight above 65504 does not become inf. lm_head receives no gradient (it
-// is frozen in LoRA).
+// is frozen in LoRA). kernels: the fused cpu_cross_entropy_ row kernel where it applies, or the
+// ATen formulation (kernel_policy.h).
 at::Tensor chunked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
-                               const at::Tensor& targets, int64_t chunk_size);
+                               const at::Tensor& targets, int64_t chunk_size,
+                               KernelPolicy kernels = KernelPolicy::kDtune);
 
 }  // namespace dtune

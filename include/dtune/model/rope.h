@@ -7,6 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "dtune/kernels/kernel_policy.h"
+
 namespace dtune {
 
 struct ModelConfig;
@@ -28,7 +30,9 @@ class RotaryEmbedding {
   double attention_scaling_ = 1.0;
 };
 
-// x (B, n_heads, T, head_dim), cos/sin (B, T, head_dim): x * cos + rotate_half(x) * sin.
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// x (B, n_heads, T, head_dim), cos/sin (B, T, head_dim): x * cos + rotate_half(x) * sin
+// (dtune's fused cpu_rotary where kernels allows it and it applies; kernel_policy.h).
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                        KernelPolicy kernels = KernelPolicy::kDtune);
 
 }  // namespace dtune

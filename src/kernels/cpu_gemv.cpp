@@ -1,6 +1,6 @@
 // Few-row fp32 products on CPU: AVX2 dot products over weight rows, one block of rows per
 // intra-op thread (see cpu_gemv.h).
-#include "dtune/lora/cpu_gemv.h"
+#include "dtune/kernels/cpu_gemv.h"
 
 #include <algorithm>
 #include <vector>

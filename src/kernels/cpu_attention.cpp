@@ -1,5 +1,5 @@
 // cpu_attention: the autograd function around the fused CPU kernels (cpu_attention_kernel.h).
-#include "dtune/model/cpu_attention.h"
+#include "dtune/kernels/cpu_attention.h"
 
 #include <cmath>
 

@@ -8,9 +8,9 @@
 #include <ATen/core/grad_mode.h>
 #include <boost/test/unit_test.hpp>
 
-#include "dtune/model/cpu_rms_norm.h"
-#include "dtune/model/cpu_rotary.h"
-#include "dtune/model/cpu_swiglu.h"
+#include "dtune/kernels/cpu_rms_norm.h"
+#include "dtune/kernels/cpu_rotary.h"
+#include "dtune/kernels/cpu_swiglu.h"
 
 namespace dtune {
 namespace {

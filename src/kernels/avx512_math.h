@@ -1,4 +1,4 @@
-// AVX-512 helpers shared by dtune's fused CPU kernels (x86-64 only; private to src/model).
+// AVX-512 helpers shared by dtune's fused CPU kernels (x86-64 only; private to src/kernels).
 // Functions carry target("avx512f"), so a file that includes this needs no -mavx512f and its
 // other code keeps the baseline ISA; call them only where the CPU has AVX-512F.
 #pragma once

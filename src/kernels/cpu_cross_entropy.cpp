@@ -1,5 +1,5 @@
 // The fused CPU cross-entropy row kernel (see cpu_cross_entropy.h): AVX-512, one row per task.
-#include "dtune/model/cpu_cross_entropy.h"
+#include "dtune/kernels/cpu_cross_entropy.h"
 
 #include <cstring>
 #include <limits>

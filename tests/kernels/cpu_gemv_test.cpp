@@ -1,7 +1,7 @@
 // The few-row CPU kernel behind decoding: values against an fp64 reference within the fp32
 // rounding bound, bitwise independence from thread count, batch rows and row blocking, and the
 // cases it must hand back to at::linear.
-#include "dtune/lora/cpu_gemv.h"
+#include "dtune/kernels/cpu_gemv.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

@@ -1,5 +1,5 @@
 // The fused CPU attention kernels behind cpu_attention.h, on raw fp32 pointers: no libtorch
-// types here, so the AVX-512 code stays inside cpu_attention_kernel.cpp (private to src/model).
+// types here, so the AVX-512 code stays inside cpu_attention_kernel.cpp (private to src/kernels).
 //
 // Algorithm (FlashAttention-2 on 64 x 64 blocks, fp32). Scores are computed transposed,
 // S^T = K Q^T, so that the 16 lanes of a vector hold 16 queries: the softmax statistics of a

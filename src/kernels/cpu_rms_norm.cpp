@@ -1,5 +1,5 @@
 // The fused CPU RMSNorm (see cpu_rms_norm.h): AVX-512, rows on intra-op threads.
-#include "dtune/model/cpu_rms_norm.h"
+#include "dtune/kernels/cpu_rms_norm.h"
 
 #include <cmath>
 

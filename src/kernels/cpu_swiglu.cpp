@@ -1,5 +1,5 @@
 // The fused CPU SwiGLU gate (see cpu_swiglu.h): AVX-512 elementwise passes on intra-op threads.
-#include "dtune/model/cpu_swiglu.h"
+#include "dtune/kernels/cpu_swiglu.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

@@ -1,7 +1,7 @@
 // The fused CPU attention kernel against an fp64 reference (explicit mask, softmax, autograd):
 // outputs and the gradients of q, k and v, plain causal and packed windows, GQA, head dims and
 // lengths that leave partial blocks; bf16; independence from the thread count; bad inputs.
-#include "dtune/model/cpu_attention.h"
+#include "dtune/kernels/cpu_attention.h"
 
 #include <algorithm>
 #include <cmath>

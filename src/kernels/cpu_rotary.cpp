@@ -1,5 +1,5 @@
 // The fused CPU rotary embedding (see cpu_rotary.h): AVX-512, (b, t) rows on intra-op threads.
-#include "dtune/model/cpu_rotary.h"
+#include "dtune/kernels/cpu_rotary.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
