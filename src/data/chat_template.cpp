@@ -42,6 +42,14 @@ constexpr KnownTemplate kKnown[] = {
     {"872be49dbb638044ad01b60388f48d469ff2980e5f0dccdc22ec907db54d0788", ChatFamily::kChatML,
      "SmolLM2 Instruct (ChatML)", "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
      false, false},
+    // Qwen2-Instruct: SmolLM2's template with Qwen's default system prompt.
+    {"793202280c0910ab26bc6eb57c8212c2417324c6d8c4efd0d10d59092ab3e3eb", ChatFamily::kChatML,
+     "Qwen2 Instruct (ChatML)", "You are a helpful assistant.", false, false},
+    // Qwen2.5-Instruct: without tools (dtune passes none) its {%- else %} branch is ChatML with
+    // a default system turn; system/user/assistant turns without tool_calls render as ChatML.
+    {"cd8e9439f0570856fd70470bf8889ebd8b5d1107207f67a5efb46e342330527f", ChatFamily::kChatML,
+     "Qwen2.5 Instruct (ChatML)", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", false,
+     false},
 };
 
 constexpr std::string_view kR1User = "<\xef\xbd\x9cUser\xef\xbd\x9c>";                    // <｜User｜>
@@ -269,8 +277,11 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages, size
       return out;
     }
     case ChatFamily::kChatML: {
-      // {% if loop.first and messages[0]['role'] != 'system' %} default system turn {% endif %}
-      // '<|im_start|>' + role + '\n' + content + '<|im_end|>' + '\n' per turn.
+      // SmolLM2 / Qwen2: {% if loop.first and messages[0]['role'] != 'system' %} default
+      // system turn {% endif %} then '<|im_start|>' + role + '\n' + content + '<|im_end|>' +
+      // '\n' per turn. Qwen2.5 (no tools): {%- if messages[0]['role'] == 'system' %} that turn
+      // {%- else %} the default system turn, then per turn (a system turn only when not
+      // loop.first) the same ChatML line: the same text.
       if (!messages.empty() && messages[0].role != "system" && !default_system_.empty()) {
         out.text.append(kImStart).append("system\n").append(default_system_).append(kImEnd).append("\n");
       }

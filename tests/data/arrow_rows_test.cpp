@@ -2,7 +2,8 @@
 // and data/medical_chat_sample.jsonl (messages) -- Parquet with several row groups, with
 // large_string / large_list columns, the Arrow IPC file and stream formats, a `datasets`
 // save_to_disk folder -- give the same rows as the JSON (scripts/make_arrow_inputs.py writes
-// them with the venv's pyarrow); a truncated Parquet file and a column of the wrong type are
+// them with the venv's pyarrow; scripts/make_datasets_folder.py writes a folder with `datasets`
+// itself); a truncated Parquet file and a column of the wrong type are
 // errors naming the file; pretokenize of a Parquet file writes the JSON file's ids.
 #include "dtune/data/arrow_rows.h"
 
@@ -95,6 +96,37 @@ BOOST_AUTO_TEST_CASE(pyarrow_files_give_the_json_rows_messages) {
   BOOST_TEST(want.size() == 16u);
   for (const char* f : kFiles) {
     BOOST_TEST_CONTEXT(f) { check_same_rows(read_all(dir.file(f), options), want); }
+  }
+}
+
+// A folder written by the `datasets` package itself (Dataset.from_list(rows).save_to_disk with
+// 3 shards, scripts/make_datasets_folder.py; datasets pinned in scripts/setup.sh): template
+// rows (string columns) and messages rows (list<struct<role, content>>) equal the JSON's.
+BOOST_AUTO_TEST_CASE(datasets_save_to_disk_folder_gives_the_json_rows) {
+  dtune::test::ScratchDir dir("arrow_datasets");
+  struct Case {
+    const char* json;
+    dtune::RowReaderOptions options;
+    size_t rows;
+  };
+  dtune::RowReaderOptions chat;
+  chat.format = dtune::RowFormat::kMessages;
+  const Case cases[] = {{"data/medical_sample.json", {{"Question", "Complex_CoT", "Response"}}, 40},
+                        {"data/medical_chat_sample.jsonl", chat, 16}};
+  int k = 0;
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.json) {
+      const std::string json = kRoot + "/" + c.json;
+      const std::string out = dir.file(dtune::str("saved", k++));
+      const std::string cmd = dtune::str(DTUNE_PYTHON, " ", kRoot, "/scripts/make_datasets_folder.py ", json, " ", out);
+      BOOST_REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0,
+                            cmd << " failed (is datasets in .venv? scripts/setup.sh pins it)");
+      BOOST_TEST(std::filesystem::exists(out + "/data-00002-of-00003.arrow"));
+      BOOST_TEST(std::string(dtune::input_kind_name(dtune::detect_input_kind(out))) == "datasets folder");
+      const auto want = read_all(json, c.options);
+      BOOST_TEST(want.size() == c.rows);
+      check_same_rows(read_all(out, c.options), want);
+    }
   }
 }
 

@@ -64,6 +64,8 @@ BOOST_AUTO_TEST_CASE(llama3_equals_apply_chat_template) { check_against_oracle("
 BOOST_AUTO_TEST_CASE(llama3_1_instruct_equals_apply_chat_template) { check_against_oracle("llama3_1_instruct"); }
 BOOST_AUTO_TEST_CASE(smollm2_equals_apply_chat_template) { check_against_oracle("smollm2"); }
 BOOST_AUTO_TEST_CASE(qwen3_equals_apply_chat_template) { check_against_oracle("qwen3"); }
+BOOST_AUTO_TEST_CASE(qwen2_instruct_equals_apply_chat_template) { check_against_oracle("qwen2_instruct"); }
+BOOST_AUTO_TEST_CASE(qwen2_5_instruct_equals_apply_chat_template) { check_against_oracle("qwen2_5_instruct"); }
 
 BOOST_AUTO_TEST_CASE(unknown_template_is_refused_naming_file_and_families) {
   // A template dtune has not proven.
