@@ -30,6 +30,7 @@ struct GenerateArgs {
   std::string prompt, prompt_file, input_jsonl;
   std::string dtype = "fp32", device = "cpu";
   bool chat = false;
+  bool verbose = false;  // -v: print the resolved generation knobs and their sources
   int64_t batch_size = 8;
   int threads = 0;  // 0 = libtorch's default
 };
@@ -106,14 +107,19 @@ void run_jsonl(Decoder& decoder, const Tokenizer& tokenizer, const GenerateArgs&
 
 int run_generate(int argc, char** argv) {
   GenerateArgs a;
-  GenerateOptions o;  // the recipe's defaults
+  // Every knob unset: each resolves as in transformers' generate() (the flag, then the model
+  // folder's generation_config.json, then transformers' defaults; resolve_generate_options).
+  GenerateOptions o = GenerateOptions::unset();
   po::options_description desc(
       "usage: dtune generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-file F | --input JSONL)\n"
       "                      [options]\n\n"
       "Generates with a KV cache: the prompt in one forward, then one token per forward until an EOS id\n"
       "of config.json/generation_config.json or --max-new-tokens. Processors as transformers' generate():\n"
-      "repetition penalty, temperature, top-k, top-p, then a seeded multinomial draw (temperature 0 =\n"
-      "greedy). stdout: the generated text, streamed (with --input: one JSON row per prompt,\n"
+      "repetition penalty, then when sampling temperature, top-k, top-p and a seeded multinomial draw.\n"
+      "Each knob resolves as transformers resolves it: the flag when given, else the model folder's\n"
+      "generation_config.json, else transformers' default (do_sample false = greedy, temperature 1,\n"
+      "top_p 1, top_k 50, repetition_penalty 1, 20 new tokens); -v prints the values used.\n"
+      "stdout: the generated text, streamed (with --input: one JSON row per prompt,\n"
       "{\"prompt\",\"completion\",\"tokens\",\"seconds\"}); stderr: timings.\n\noptions");
   desc.add_options()
       ("help,h", "show this help")
@@ -131,7 +137,8 @@ int run_generate(int argc, char** argv) {
       ("no-chat", "use the prompt as is (the default)")
       ("dtype", po::value(&a.dtype)->default_value(a.dtype), kDtypeNames)
       ("device", po::value(&a.device)->default_value(a.device), "cpu | cuda[:N]")
-      ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default");
+      ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default")
+      ("verbose,v", po::bool_switch(&a.verbose), "print the resolved generation knobs and their sources (stderr)");
   po::variables_map vm;
   const auto exit_code = parse_args({"generate", desc}, argc, argv, vm, [&] {
     const int sources = static_cast<int>(vm.count("prompt") + vm.count("prompt-file") + vm.count("input"));
@@ -139,7 +146,7 @@ int run_generate(int argc, char** argv) {
     if (a.chat && vm.count("no-chat")) throw po::error("--chat and --no-chat contradict each other");
   });
   if (exit_code) return *exit_code;
-  validate(o);
+  validate(o);  // the given values; resolve_generate_options checks the resolved ones
   DTUNE_CHECK(a.batch_size >= 1, "--batch-size must be >= 1, got ", a.batch_size);
   DTUNE_CHECK(a.threads >= 0, "--threads must be >= 0, got ", a.threads);
   if (a.threads > 0) at::set_num_threads(a.threads);
@@ -153,6 +160,13 @@ int run_generate(int argc, char** argv) {
   const Tokenizer tokenizer = Tokenizer::load(a.model_dir);
   log::info(str("loaded ", a.model_dir, a.adapter_dir.empty() ? "" : " + " + a.adapter_dir, " in ",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count(), " s"));
+
+  const ResolvedGenerateOptions resolved = resolve_generate_options(o, decoder.config().generation);
+  if (a.verbose) {
+    std::string text = "generation knobs:";
+    for (const std::string& line : resolved.lines) text += "\n  " + line;
+    log::info(text);
+  }
 
   if (!a.input_jsonl.empty()) {
     run_jsonl(decoder, tokenizer, a, o);

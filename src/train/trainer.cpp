@@ -686,6 +686,13 @@ void Recipe::run_generation_test() {
   const Tokenizer tokenizer = Tokenizer::load(cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer);
   const FormattedPrompt prompt = format_prompt(cfg_.generate.prompt_template, cfg_.generate.prompt, cfg_.model.path);
   GenerateOptions gen = cfg_.generate;  // the [generate] knobs are GenerateOptions
+  // Unset knobs resolve as in transformers (generation_config.json, then its defaults); logged
+  // here, resolved again inside generate_text from the same model config.
+  std::string knobs = "generation knobs:";
+  for (const std::string& line :
+       resolve_generate_options(gen, model_->config().generation, OptionNames::config_section("generate")).lines)
+    knobs += "\n  " + line;
+  log::info(knobs);
   gen.add_special_tokens = prompt.add_special_tokens;
   if (lockstep()) {
     gen.agree_tokens = [this](at::Tensor& ids) {
