@@ -30,6 +30,7 @@ struct GenerateArgs {
   std::string prompt, prompt_file, input_jsonl;
   std::string dtype = "fp32", device = "cpu";
   bool chat = false;
+  std::string system;    // --system: a system message for --chat
   bool verbose = false;  // -v: print the resolved generation knobs and their sources
   int64_t batch_size = 8;
   int threads = 0;  // 0 = libtorch's default
@@ -82,7 +83,7 @@ void run_jsonl(Decoder& decoder, const Tokenizer& tokenizer, const GenerateArgs&
     const size_t end = std::min(prompts.size(), begin + static_cast<size_t>(a.batch_size));
     std::vector<std::vector<int32_t>> ids;
     for (size_t i = begin; i < end; ++i) {
-      const FormattedPrompt p = format_prompt(form, prompts[i], a.model_dir);
+      const FormattedPrompt p = format_prompt(form, prompts[i], a.model_dir, a.system);
       ids.push_back(tokenizer.encode(p.text, p.add_special_tokens));
     }
     const auto start = std::chrono::steady_clock::now();
@@ -133,7 +134,9 @@ int run_generate(int argc, char** argv) {
   // definitions (defaults, help, validation) as the [generate] config keys.
   add_option_fields(desc, o, GenerateOptions::fields());
   desc.add_options()
-      ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json)")
+      ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json), as "
+       "apply_chat_template(add_generation_prompt=True)")
+      ("system", po::value(&a.system), "a system message before the prompt (with --chat)")
       ("no-chat", "use the prompt as is (the default)")
       ("dtype", po::value(&a.dtype)->default_value(a.dtype), kDtypeNames)
       ("device", po::value(&a.device)->default_value(a.device), "cpu | cuda[:N]")
@@ -144,6 +147,7 @@ int run_generate(int argc, char** argv) {
     const int sources = static_cast<int>(vm.count("prompt") + vm.count("prompt-file") + vm.count("input"));
     if (sources != 1) throw po::error("give exactly one of --prompt, --prompt-file, --input");
     if (a.chat && vm.count("no-chat")) throw po::error("--chat and --no-chat contradict each other");
+    if (vm.count("system") && !a.chat) throw po::error("--system needs --chat");
   });
   if (exit_code) return *exit_code;
   validate(o);  // the given values; resolve_generate_options checks the resolved ones
@@ -173,7 +177,7 @@ int run_generate(int argc, char** argv) {
     return kExitOk;
   }
   const std::string text = vm.count("prompt") ? a.prompt : read_file(a.prompt_file);
-  const FormattedPrompt p = format_prompt(a.chat ? "chat" : "none", text, a.model_dir);
+  const FormattedPrompt p = format_prompt(a.chat ? "chat" : "none", text, a.model_dir, a.system);
   o.add_special_tokens = p.add_special_tokens;
   GenerateStats stats;
   generate_text(decoder, tokenizer, p.text, o,

@@ -14,6 +14,7 @@
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/io/staging_dir.h"
+#include "dtune/io/tokenizer_files.h"
 #include "json_file.h"
 
 namespace dtune {
@@ -112,7 +113,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 }
 
 void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::string& tokenizer_source) {
   DTUNE_CHECK(config.r > 0, "save_peft_adapter(", dir, "): r must be positive, got ", config.r);
   DTUNE_CHECK(!tensors.empty(), "save_peft_adapter(", dir, "): no LoRA tensors to save");
   for (const LoraModuleWeights& m : pair_modules(tensors, "save_peft_adapter(" + dir + ")"))
@@ -138,10 +140,13 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
   j["target_modules"] = config.targets_by_pattern() ? json(config.target_modules[0]) : json(config.target_modules);
   j["task_type"] = "CAUSAL_LM";
   if (config.use_rslora) j["use_rslora"] = true;  // peft >= 0.7 only; rsLoRA needs it anyway
+  if (!config.layers_to_transform.empty()) j["layers_to_transform"] = config.layers_to_transform;
+  if (!config.layers_pattern.empty()) j["layers_pattern"] = config.layers_pattern;
 
   StagingDir staging(dir);
   io_detail::write_json_file((fs::path(staging.path()) / kConfigFile).string(), j);
   save_safetensors((fs::path(staging.path()) / kWeightsFile).string(), fp32);
+  if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, staging.path());
   staging.commit();
 }
 
@@ -165,6 +170,18 @@ PeftAdapter load_peft_adapter(const std::string& dir, c10::Device device) {
   c.dropout = io_detail::get_double(j, "lora_dropout", 0.0, cfg_file);
   c.use_rslora = io_detail::get_bool(j, "use_rslora", false, cfg_file);
   c.base_model_name_or_path = io_detail::get_string(j, "base_model_name_or_path", "", cfg_file);
+  if (const auto it = j.find("layers_to_transform"); it != j.end() && !it->is_null()) {
+    const bool ok = it->is_number_integer() ||
+                    (it->is_array() && std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_number_integer(); }));
+    DTUNE_CHECK(ok, cfg_file, ": \"layers_to_transform\" must be an integer or a list of integers, got ", it->dump());
+    c.layers_to_transform = it->is_array() ? it->get<std::vector<int64_t>>() : std::vector<int64_t>{it->get<int64_t>()};
+  }
+  if (const auto it = j.find("layers_pattern"); it != j.end() && !it->is_null()) {
+    const bool ok = it->is_string() ||
+                    (it->is_array() && std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_string(); }));
+    DTUNE_CHECK(ok, cfg_file, ": \"layers_pattern\" must be a string or a list of strings, got ", it->dump());
+    c.layers_pattern = it->is_array() ? it->get<std::vector<std::string>>() : std::vector<std::string>{it->get<std::string>()};
+  }
   const std::string bias = io_detail::get_string(j, "bias", "none", cfg_file);
   DTUNE_CHECK(bias == "none", cfg_file, ": bias \"", bias, "\" is not supported (dtune trains LoRA with bias=\"none\")");
   DTUNE_CHECK(!io_detail::get_bool(j, "use_dora", false, cfg_file), cfg_file, ": use_dora=true is not supported");

@@ -20,6 +20,11 @@ namespace dtune {
 // the base model's name. The scale is LoraOptions::scale().
 struct AdapterConfig : LoraOptions {
   std::string base_model_name_or_path;  // informational; may be empty
+  // peft's layers_to_transform / layers_pattern as the adapter folder gave them (an int or a
+  // string is a one-element list); empty = every layer. Written back by save_peft_adapter so
+  // that an adapter trained on from one (lora.init_adapter) names the same layers.
+  std::vector<int64_t> layers_to_transform;
+  std::vector<std::string> layers_pattern;
 };
 
 // A PEFT adapter folder read into one description: its config, its tensors under normalized
@@ -35,11 +40,15 @@ struct PeftAdapter {
 };
 
 // Writes dir/adapter_config.json and dir/adapter_model.safetensors (fp32, these tensors only)
-// into a staging folder renamed to dir when complete. The config holds only keys that peft
-// 0.6+ accepts; "use_rslora" (peft >= 0.7) is written only when true. Throws dtune::Error for
-// names that are not lora_A/lora_B weights or shapes inconsistent with config.r.
+// into a staging folder renamed to dir when complete; with tokenizer_source (a model folder or
+// a tokenizer.json), also its tokenizer files (copy_tokenizer_files), as Trainer.save_model
+// does, so AutoTokenizer.from_pretrained(dir) works. The config holds only keys that peft 0.6+
+// accepts; "use_rslora" (peft >= 0.7) is written only when true, layers_to_transform and
+// layers_pattern only when set. Throws dtune::Error for names that are not lora_A/lora_B
+// weights or shapes inconsistent with config.r.
 void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::string& tokenizer_source = "");
 
 // THE adapter loader (dtune generate --adapter, dtune merge, lora.init_adapter and resume all
 // read adapters here). Accepts what peft writes: names with or without the adapter name
