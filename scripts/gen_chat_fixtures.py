@@ -8,7 +8,7 @@ Usage (from the repo root, with the project venv):
 Writes tests/fixtures/data/chat_<case>.json:
     {"case", "tokenizer": tokenizer.json path, "chat_template": tokenizer_config.json path
      (both relative to the repo root), "rows": [{"messages", "first_trained", "text", "ids",
-     "loss_mask"}]}
+     "loss_mask"}], "generation_prompts": [{"messages", "text", "ids"}]}
 text = apply_chat_template(messages, tokenize=False); ids = apply_chat_template(messages,
 tokenize=True) (checked equal to tokenizing text without special tokens). The loss mask is
 computed here from character offsets, independently of dtune's renderer: the text an assistant
@@ -16,6 +16,8 @@ turn adds is render(messages[:i+1]) minus render(messages[:i]); its span runs fr
 the family's assistant header to the end of the turn's last end-of-turn token; a token takes
 the loss when its offset_mapping range overlaps a span of a turn at index >= first_trained.
 The C++ test compares text, ids and mask exactly (tolerance 0: all of it is deterministic).
+generation_prompts: apply_chat_template(messages, add_generation_prompt=True) (text and ids) for
+a user turn alone and after a system message: what `dtune generate --chat` must produce.
 """
 import json
 import os
@@ -125,7 +127,15 @@ def main():
                                       bos_token=tok_of("bos_token"), eos_token=tok_of("eos_token"))
         tok.chat_template = cfg["chat_template"]
         rows = [oracle_row(tok, header, end, m, ft, case in SCAN_CASES) for m, ft in ROWS]
-        out = {"case": case, "tokenizer": tokenizer_json, "chat_template": config, "rows": rows}
+        gen = []
+        for messages in ([Q1], [SYS, Q1]):
+            ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+            if isinstance(ids, dict) or hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+            gen.append({"messages": messages, "ids": ids,
+                        "text": tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)})
+        out = {"case": case, "tokenizer": tokenizer_json, "chat_template": config, "rows": rows,
+               "generation_prompts": gen}
         path = os.path.join(OUT_DIR, f"chat_{case}.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(out, f, ensure_ascii=False, indent=1)

@@ -8,7 +8,10 @@
   generate --model DIR --out DIR
                        a random non-zero PEFT LoRA adapter saved to OUT/adapter, and greedy
                        generate(do_sample=False) token ids for a few prompts, one at a time and
-                       batched (left padding), with and without the adapter -> OUT/greedy.json.
+                       batched (left padding), with and without the adapter -> OUT/greedy.json;
+                       seeded sampled runs with knobs left to transformers' resolution
+                       (generation_config.json, then its defaults), one on OUT/gen_model, a copy of
+                       the model whose generation_config.json sets its own sampling knobs.
                        Idempotent: returns at once when OUT/greedy.json is up to date.
 
 JSON cannot hold -inf, so every non-finite float is written as null (it is always -inf here).
@@ -19,7 +22,7 @@ import math
 import os
 import sys
 
-kGenerateStamp = "4"  # bump when the generate output changes
+kGenerateStamp = "5"  # bump when the generate output changes
 kSampledPrompt = 2     # index into kPrompts of the sampled runs (tests/generate/generator_test.cpp reads it)
 # 5, 6 and 19 tokens, so the batch is left-padded. Greedy, the base model and the adapter model
 # stop by EOS after 29 new tokens on the first and run all 64 on the other two; a prompt that
@@ -194,6 +197,38 @@ def generate(args):
     # Sampled from the long story prompt (the first prompt's answer ends after a few tokens).
     sampled = {str(seed): run_one(base, kPrompts[kSampledPrompt], seed, do_sample=True, temperature=0.6, top_p=0.95,
                                   top_k=0, repetition_penalty=1.15) for seed in (0, 1)}
+    # Knob resolution (explicit > generation_config.json > transformers' defaults), seeded:
+    # "recipe": the recipe's call, top_k not given (SmolLM2's generation_config.json sets no
+    # sampling knob, so top_k is transformers' 50); "folder": OUT/gen_model, whose
+    # generation_config.json sets do_sample/temperature/top_p/max_new_tokens, with no knob given;
+    # "explicit": every knob given, on OUT/gen_model (the file's values lose).
+    gen_dir = os.path.join(args.out, "gen_model")
+    os.makedirs(gen_dir, exist_ok=True)
+    for name in os.listdir(args.model):
+        if name != "generation_config.json" and not os.path.exists(os.path.join(gen_dir, name)):
+            os.symlink(os.path.abspath(os.path.join(args.model, name)), os.path.join(gen_dir, name))
+    with open(os.path.join(args.model, "generation_config.json")) as f:
+        gen_cfg = json.load(f)
+    gen_cfg.update({"do_sample": True, "temperature": 0.8, "top_p": 0.9, "max_new_tokens": 40})
+    write_json(os.path.join(gen_dir, "generation_config.json"), gen_cfg)
+    folder_model = AutoModelForCausalLM.from_pretrained(gen_dir, dtype=torch.float32).eval()
+    knobs = {
+        "recipe": {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "repetition_penalty": 1.15,
+                   "max_new_tokens": args.new_tokens},
+        "folder": {},
+        "explicit": {"do_sample": True, "temperature": 0.7, "top_p": 0.85, "top_k": 30, "repetition_penalty": 1.1,
+                     "max_new_tokens": 48},
+    }
+    resolved = {}
+    for name, kw in knobs.items():
+        model = base if name == "recipe" else folder_model
+        enc = tok(kPrompts[kSampledPrompt], return_tensors="pt")
+        torch.manual_seed(3)
+        with torch.no_grad():
+            out = model.generate(**enc, pad_token_id=tok.pad_token_id, **kw)
+        resolved[name] = {"model": "gen_model" if name != "recipe" else "base", "knobs": kw, "seed": 3,
+                          "ids": out[0, enc["input_ids"].shape[1]:].tolist()}
+    del folder_model
     # A random non-zero adapter: PEFT initialises B to zero, so fill both matrices.
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
                      lora_dropout=0.0, task_type="CAUSAL_LM")
@@ -213,6 +248,7 @@ def generate(args):
         "sampled": {"prompt": kSampledPrompt, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.15,
                     "seeds": sampled},
         "lora": {"single": lora_single, "batch": lora_batch},
+        "resolved": resolved,
     })
     print(f"generate_oracle: greedy outputs -> {result}")
 

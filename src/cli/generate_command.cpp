@@ -32,6 +32,8 @@ struct GenerateArgs {
   std::string prompt, prompt_file, input_jsonl;
   std::string dtype = "fp32", device = "cpu";
   bool chat = false;
+  std::string system;    // --system: a system message for --chat
+  bool verbose = false;  // -v: print the resolved generation knobs and their sources
   int64_t batch_size = 8;
   int threads = 0;  // 0 = libtorch's default
 };
@@ -76,7 +78,7 @@ void run_jsonl(Decoder& decoder, const Tokenizer& tokenizer, const GenerateArgs&
     const size_t end = std::min(prompts.size(), begin + static_cast<size_t>(a.batch_size));
     std::vector<std::vector<int32_t>> ids;
     for (size_t i = begin; i < end; ++i) {
-      const FormattedPrompt p = format_prompt(form, prompts[i], a.model_dir);
+      const FormattedPrompt p = format_prompt(form, prompts[i], a.model_dir, a.system);
       ids.push_back(tokenizer.encode(p.text, p.add_special_tokens));
     }
     const auto start = std::chrono::steady_clock::now();
@@ -101,14 +103,19 @@ void run_jsonl(Decoder& decoder, const Tokenizer& tokenizer, const GenerateArgs&
 
 int run_generate(int argc, char** argv) {
   GenerateArgs a;
-  GenerateOptions o;  // the recipe's defaults
+  // Every knob unset: each resolves as in transformers' generate() (the flag, then the model
+  // folder's generation_config.json, then transformers' defaults; resolve_generate_options).
+  GenerateOptions o = GenerateOptions::unset();
   po::options_description desc(
       "usage: dtune generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-file F | --input JSONL)\n"
       "                      [options]\n\n"
       "Generates with a KV cache: the prompt in one forward, then one token per forward until an EOS id\n"
       "of config.json/generation_config.json or --max-new-tokens. Processors as transformers' generate():\n"
-      "repetition penalty, temperature, top-k, top-p, then a seeded multinomial draw (temperature 0 =\n"
-      "greedy). stdout: the generated text, streamed (with --input: one JSON row per prompt,\n"
+      "repetition penalty, then when sampling temperature, top-k, top-p and a seeded multinomial draw.\n"
+      "Each knob resolves as transformers resolves it: the flag when given, else the model folder's\n"
+      "generation_config.json, else transformers' default (do_sample false = greedy, temperature 1,\n"
+      "top_p 1, top_k 50, repetition_penalty 1, 20 new tokens); -v prints the values used.\n"
+      "stdout: the generated text, streamed (with --input: one JSON row per prompt,\n"
       "{\"prompt\",\"completion\",\"tokens\",\"seconds\"}); stderr: timings.\n\noptions");
   desc.add_options()
       ("help,h", "show this help")
@@ -122,19 +129,23 @@ int run_generate(int argc, char** argv) {
   // definitions (defaults, help, validation) as the [generate] config keys.
   add_option_fields(desc, o, GenerateOptions::fields());
   desc.add_options()
-      ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json)")
+      ("chat", po::bool_switch(&a.chat), "wrap the prompt in the model's chat format (tokenizer_config.json), as "
+       "apply_chat_template(add_generation_prompt=True)")
+      ("system", po::value(&a.system), "a system message before the prompt (with --chat)")
       ("no-chat", "use the prompt as is (the default)")
       ("dtype", po::value(&a.dtype)->default_value(a.dtype), kDtypeNames)
       ("device", po::value(&a.device)->default_value(a.device), "auto | cpu | cuda[:N]")
-      ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default");
+      ("threads", po::value(&a.threads)->default_value(0), "CPU threads for libtorch; 0 = its default")
+      ("verbose,v", po::bool_switch(&a.verbose), "print the resolved generation knobs and their sources (stderr)");
   po::variables_map vm;
   const auto exit_code = parse_args({"generate", desc}, argc, argv, vm, [&] {
     const int sources = static_cast<int>(vm.count("prompt") + vm.count("prompt-file") + vm.count("input"));
     if (sources != 1) throw po::error("give exactly one of --prompt, --prompt-file, --input");
     if (a.chat && vm.count("no-chat")) throw po::error("--chat and --no-chat contradict each other");
+    if (vm.count("system") && !a.chat) throw po::error("--system needs --chat");
   });
   if (exit_code) return *exit_code;
-  validate(o);
+  validate(o);  // the given values; resolve_generate_options checks the resolved ones
   DTUNE_CHECK(a.batch_size >= 1, "--batch-size must be >= 1, got ", a.batch_size);
   DTUNE_CHECK(a.threads >= 0, "--threads must be >= 0, got ", a.threads);
   if (a.threads > 0) at::set_num_threads(a.threads);
@@ -150,12 +161,19 @@ int run_generate(int argc, char** argv) {
   log::info(str("loaded ", a.model_dir, a.adapter_dir.empty() ? "" : " + " + a.adapter_dir, " in ",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count(), " s"));
 
+  const ResolvedGenerateOptions resolved = resolve_generate_options(o, decoder.config().generation);
+  if (a.verbose) {
+    std::string text = "generation knobs:";
+    for (const std::string& line : resolved.lines) text += "\n  " + line;
+    log::info(text);
+  }
+
   if (!a.input_jsonl.empty()) {
     run_jsonl(decoder, tokenizer, a, o);
     return kExitOk;
   }
   const std::string text = vm.count("prompt") ? a.prompt : read_file(a.prompt_file);
-  const FormattedPrompt p = format_prompt(a.chat ? "chat" : "none", text, a.model_dir);
+  const FormattedPrompt p = format_prompt(a.chat ? "chat" : "none", text, a.model_dir, a.system);
   o.add_special_tokens = p.add_special_tokens;
   GenerateStats stats;
   generate_text(decoder, tokenizer, p.text, o,

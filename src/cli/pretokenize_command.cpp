@@ -37,6 +37,10 @@ int run_pretokenize(int argc, char** argv) {
        "messages/sharegpt rows: loss on assistant turns (content + end-of-turn token) only; false: on every token")
       ("completion-only-loss", po::value(&completion_only_loss)->default_value(completion_only_loss)->value_name("true|false"),
        "template and prompt-completion rows: loss on the completion only; false: on every token")
+      ("encode", po::value(&opt.encode)->default_value(opt.encode)->value_name("split|joint"),
+       "template rows: split = prompt and completion encoded apart (the prompt's ids are what the model sees at "
+       "inference); joint = the whole text encoded once, as the recipe and TRL do (ids equal tokenizer(text); the "
+       "prompt mask is every token whose characters lie inside the prompt)")
       ("template", po::value(&template_name)->value_name("NAME"),
        "preset: recipe (default) or r1-chat")
       ("template-file", po::value(&opt.template_file)->value_name("FILE"),

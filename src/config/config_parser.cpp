@@ -121,6 +121,8 @@ std::string format_value(double v) { return format_double(v); }
 std::string format_value(bool v) { return v ? "true" : "false"; }
 std::string format_value(const std::string& v) { return escape(v); }
 std::string format_value(const std::vector<std::string>& v) { return format_list(v); }
+template <class T>
+std::string format_value(const std::optional<T>& v) { return v ? format_value(*v) : std::string(); }  // "" = unset
 
 // Text -> field; throws std::invalid_argument saying what was expected.
 void parse_value(const std::string& s, int64_t& out) { out = parse_int(s); }
@@ -129,6 +131,16 @@ void parse_value(const std::string& s, double& out) { out = parse_double(s); }
 void parse_value(const std::string& s, bool& out) { out = parse_bool(s); }
 void parse_value(const std::string& s, std::string& out) { out = unescape(trim(s)); }
 void parse_value(const std::string& s, std::vector<std::string>& out) { out = parse_list(s); }
+template <class T>
+void parse_value(const std::string& s, std::optional<T>& out) {  // empty = unset
+  if (trim(s).empty()) {
+    out.reset();
+    return;
+  }
+  T value{};
+  parse_value(s, value);
+  out = value;
+}
 
 std::string get_option(const OptionSpec& o, const Config& c) {
   return std::visit([&](const auto& ref) { return format_value(ref(const_cast<Config&>(c))); }, o.access);

@@ -23,33 +23,41 @@ struct KnownTemplate {
   const char* default_system;  // kChatML only
   bool join_system;            // kDeepSeek only
   bool strip_reasoning;        // kDeepSeek only
+  const char* generation_prompt;  // what add_generation_prompt=True appends
 };
+
+// add_generation_prompt's text per family ({{'<｜Assistant｜>'}}, {{'<|start_header_id|>assistant<|end_header_id|>\n\n'}},
+// {{'<|im_start|>assistant\n'}}; Qwen3 without enable_thinking=false adds nothing more).
+constexpr const char* kR1GenerationPrompt = "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>";
+constexpr const char* kR1ThinkGenerationPrompt = "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c><think>\n";
+constexpr const char* kLlamaGenerationPrompt = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+constexpr const char* kChatMLGenerationPrompt = "<|im_start|>assistant\n";
 
 // Add a template here only with an oracle test row for it (tests/fixtures/chat_templates).
 constexpr KnownTemplate kKnown[] = {
     {"b6835114b7303ddd78919a82e4d9f7d8c26ed0d7dfc36beeb12d524f6144eab1", ChatFamily::kDeepSeek,
-     "DeepSeek-R1-Distill (first release)", "", false, true},
+     "DeepSeek-R1-Distill (first release)", "", false, true, kR1GenerationPrompt},
     {"56a1447ad31926fdc21fb07e56e5642bd9c850c4f52d8c8af7bbe5f079a84f5f", ChatFamily::kDeepSeek,
-     "DeepSeek-R1-Distill (<think> generation prompt)", "", false, true},
+     "DeepSeek-R1-Distill (<think> generation prompt)", "", false, true, kR1ThinkGenerationPrompt},
     {"3b8267e54b67df6500f231ffa969955cc9d26b3444a291ced4eb96ca7d3ca1ea", ChatFamily::kDeepSeek,
-     "DeepSeek-V3", "", true, false},
+     "DeepSeek-V3", "", true, false, kR1GenerationPrompt},
     {"ba03a121d097859c7b5b9cd03af99aafe95275210d2876f642ad9929a150f122", ChatFamily::kLlama3,
-     "Llama 3 Instruct", "", false, false},
+     "Llama 3 Instruct", "", false, false, kLlamaGenerationPrompt},
     {"e10ca381b1ccc5cf9db52e371f3b6651576caee0a630b452e2816b2d404d4b65", ChatFamily::kLlama31,
-     "Llama 3.1 Instruct", "", false, false},
+     "Llama 3.1 Instruct", "", false, false, kLlamaGenerationPrompt},
     {"87a2728cb8dc9fe424d624542f6060ec05a1d285ebbec578bb078900e33396b5", ChatFamily::kQwen3,
-     "Qwen3 (thinking)", "", false, false},
+     "Qwen3 (thinking)", "", false, false, kChatMLGenerationPrompt},
     {"872be49dbb638044ad01b60388f48d469ff2980e5f0dccdc22ec907db54d0788", ChatFamily::kChatML,
      "SmolLM2 Instruct (ChatML)", "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
-     false, false},
+     false, false, kChatMLGenerationPrompt},
     // Qwen2-Instruct: SmolLM2's template with Qwen's default system prompt.
     {"793202280c0910ab26bc6eb57c8212c2417324c6d8c4efd0d10d59092ab3e3eb", ChatFamily::kChatML,
-     "Qwen2 Instruct (ChatML)", "You are a helpful assistant.", false, false},
+     "Qwen2 Instruct (ChatML)", "You are a helpful assistant.", false, false, kChatMLGenerationPrompt},
     // Qwen2.5-Instruct: without tools (dtune passes none) its {%- else %} branch is ChatML with
     // a default system turn; system/user/assistant turns without tool_calls render as ChatML.
     {"cd8e9439f0570856fd70470bf8889ebd8b5d1107207f67a5efb46e342330527f", ChatFamily::kChatML,
      "Qwen2.5 Instruct (ChatML)", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", false,
-     false},
+     false, kChatMLGenerationPrompt},
 };
 
 constexpr std::string_view kR1User = "<\xef\xbd\x9cUser\xef\xbd\x9c>";                    // <｜User｜>
@@ -161,6 +169,7 @@ ChatTemplate ChatTemplate::recognise(const std::string& text, const std::string&
     t.default_system_ = k.default_system;
     t.join_system_ = k.join_system;
     t.strip_reasoning_ = k.strip_reasoning;
+    t.generation_prompt_ = k.generation_prompt;
     return t;
   }
   std::string known;

@@ -51,6 +51,7 @@ void PretokenizeOptions::validate() const {
     DTUNE_CHECK(s.path != output_path, "--output must differ from --input");
   }
   DTUNE_CHECK(!output_path.empty(), "--output is required (the .h5 file to write)");
+  DTUNE_CHECK(encode == "split" || encode == "joint", "--encode must be split or joint, got '", encode, "'");
   DTUNE_CHECK(max_length >= 2, "--max-length must be >= 2, got ", max_length);
   DTUNE_CHECK(max_length <= (int64_t{1} << 30), "--max-length ", max_length, " is too large");
   DTUNE_CHECK(eval_fraction >= 0 && eval_fraction < 1, "--eval-fraction must be in [0, 1), got ",
@@ -105,17 +106,46 @@ void RowTokenizer::tokenize(const std::vector<std::string>& values, TokenizedRow
   out.loss_mask.clear();
   std::string prompt, completion;
   template_->render(values, prompt, completion);
-  out.ids = tokenizer_.encode(prompt, add_bos_ != AddBos::kNo);
+  size_t prompt_len = 0;  // leading ids that take no loss (with completion_only_loss)
+  if (!joint_) {
+    out.ids = tokenizer_.encode(prompt, add_bos_ != AddBos::kNo);
+  } else {
+    // One text, as tokenizer(prompt + completion); the prompt is every leading token whose
+    // bytes (offsets) lie inside it, the special tokens the post-processor put in front included.
+    const std::string text = prompt + completion;
+    const std::vector<int32_t> plain = tokenizer_.encode(text, false);
+    out.ids = add_bos_ != AddBos::kNo ? tokenizer_.encode(text, true) : plain;
+    size_t lead = 0;  // ids the post-processor added before the text's own
+    while (lead + plain.size() <= out.ids.size() &&
+           !std::equal(plain.begin(), plain.end(), out.ids.begin() + static_cast<std::ptrdiff_t>(lead)))
+      ++lead;
+    DTUNE_CHECK(lead + plain.size() <= out.ids.size(), tokenizer_.path(),
+                ": the post-processor rewrites the text's ids, so --encode joint cannot find the prompt in them; "
+                "use --encode split");
+    size_t offset = 0, inside = 0;
+    for (int32_t id : plain) {
+      offset += tokenizer_.token_bytes(id).size();
+      if (offset <= prompt.size()) ++inside;
+    }
+    DTUNE_CHECK(offset == text.size(), tokenizer_.path(), ": the tokens of a row cover ", offset, " bytes of its ",
+                text.size(), " (the tokenizer's normalizer rewrites the text), so --encode joint cannot place the ",
+                "prompt mask; use --encode split");
+    prompt_len = lead + inside;
+  }
   if (add_bos_ != AddBos::kNo && bos_ >= 0 && out.ids.size() >= 2 && out.ids[0] == bos_ &&
       out.ids[1] == bos_) {
     out.ids.erase(out.ids.begin());  // template text already began with BOS
+    if (prompt_len > 0) --prompt_len;
   }
   if (add_bos_ == AddBos::kYes && (out.ids.empty() || out.ids[0] != bos_)) {
     out.ids.insert(out.ids.begin(), bos_);
+    ++prompt_len;
   }
-  const size_t prompt_len = out.ids.size();
-  const std::vector<int32_t> completion_ids = tokenizer_.encode(completion, false);
-  out.ids.insert(out.ids.end(), completion_ids.begin(), completion_ids.end());
+  if (!joint_) {
+    prompt_len = out.ids.size();
+    const std::vector<int32_t> completion_ids = tokenizer_.encode(completion, false);
+    out.ids.insert(out.ids.end(), completion_ids.begin(), completion_ids.end());
+  }
   out.ids.push_back(eos_);
   out.truncated = static_cast<int64_t>(out.ids.size()) > max_length_;
   if (out.truncated) out.ids.resize(static_cast<size_t>(max_length_));
@@ -268,6 +298,7 @@ PretokenizeStats pretokenize(const PretokenizeOptions& options) {
   else row_tokenizer_storage.emplace(tokenizer, tmpl, options.add_bos, options.max_length);
   RowTokenizer& row_tokenizer = *row_tokenizer_storage;
   if (!chat) row_tokenizer.set_train_all(!options.completion_only_loss);
+  row_tokenizer.set_joint(options.encode == "joint");
   RowReaderOptions reader_options{chat ? std::vector<std::string>{} : tmpl.fields(), options.skip_bad_rows};
   reader_options.format = format;
   std::vector<std::unique_ptr<RowSource>> readers;  // opened up front: a bad input fails at once

@@ -1,6 +1,7 @@
-// Chat and training prompt forms (see chat_format.h). Templates are recognised by their
-// literal markers, not executed: dtune has no Jinja engine, and the one-user-turn output of the
-// two supported styles is fully described by ChatFormat.
+// Chat and training prompt forms (see chat_format.h). The chat form renders the model's
+// template with data/chat_template.h where dtune knows it (by sha256, oracle-tested); other
+// templates are recognised by their literal markers, not executed: dtune has no Jinja engine,
+// and the one-user-turn output of the two marker styles is fully described by ChatFormat.
 #include "dtune/generate/chat_format.h"
 
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dtune/core/error.h"
+#include "dtune/data/chat_template.h"
 #include "dtune/data/prompt_template.h"
 
 namespace dtune {
@@ -152,9 +154,31 @@ std::string format_recipe_prompt(std::string_view prompt) { return format_preset
 
 std::string format_r1_chat_prompt(std::string_view prompt) { return format_preset_prompt("r1-chat", prompt); }
 
+FormattedPrompt format_model_chat_prompt(const std::string& model_dir, std::string_view prompt,
+                                         std::string_view system) {
+  std::string native_error;
+  try {
+    const ChatTemplate chat = ChatTemplate::load(model_dir);
+    std::vector<ChatMessage> messages;
+    if (!system.empty()) messages.push_back({"system", std::string(system)});
+    messages.push_back({"user", std::string(prompt)});
+    return {chat.render(messages, messages.size()).text + chat.generation_prompt(), false};
+  } catch (const Error& e) {
+    native_error = e.what();
+  }
+  // Not a template dtune renders natively: the ChatML / DeepSeek-R1 markers, one user turn.
+  DTUNE_CHECK(system.empty(), "a system message needs a chat template dtune renders natively; ", native_error);
+  try {
+    return {format_chat_prompt(load_chat_format(model_dir), prompt), false};
+  } catch (const Error& e) {
+    throw Error(str(e.what(), "\n(", native_error, ")"));
+  }
+}
+
 FormattedPrompt format_prompt(std::string_view form, std::string_view prompt,
-                              const std::string& model_dir) {
-  if (form == "chat") return {format_chat_prompt(load_chat_format(model_dir), prompt), false};
+                              const std::string& model_dir, std::string_view system) {
+  if (form == "chat") return format_model_chat_prompt(model_dir, prompt, system);
+  DTUNE_CHECK(system.empty(), "a system message applies to the chat form only, not to '", form, "'");
   if (form == "r1-chat") return {format_r1_chat_prompt(prompt), false};
   if (form == "recipe") return {format_recipe_prompt(prompt), true};
   if (form == "none") return {std::string(prompt), true};

@@ -40,10 +40,10 @@ double GenerateStats::decode_tokens_per_second() const {
 
 std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
                                                const std::vector<std::vector<int32_t>>& prompts,
-                                               const GenerateOptions& options, GenerateStats* stats,
+                                               const GenerateOptions& given, GenerateStats* stats,
                                                const StepCallback& on_step) {
-  validate(options);
   const ModelConfig& config = decoder.config();
+  const GenerateOptions options = resolve_generate_options(given, config.generation).options;
   const int64_t batch = static_cast<int64_t>(prompts.size());
   DTUNE_CHECK(batch >= 1, "generate: no prompt given");
   int64_t prompt_len = 0;  // the longest prompt; shorter rows are left-padded to it
@@ -61,12 +61,17 @@ std::vector<std::vector<int32_t>> generate_ids(Decoder& decoder,
   DTUNE_CHECK(context <= 0 || prompt_len < context, "generate: a prompt has ", prompt_len,
               " tokens but the model's context (max_position_embeddings) is ", context,
               "; shorten the prompt");
-  int64_t max_new = options.max_new_tokens;
+  // generation_config.json's max_length counts the (padded) prompt, as in transformers.
+  if (options.max_length)
+    DTUNE_CHECK(*options.max_length > prompt_len, "generate: the prompt has ", prompt_len,
+                " tokens but max_length (", config.generation.file, ") is ", *options.max_length,
+                "; give --max-new-tokens (or generate.max_new_tokens)");
+  const int64_t requested = options.max_length ? *options.max_length - prompt_len : *options.max_new_tokens;
+  int64_t max_new = requested;
   if (context > 0 && prompt_len + max_new > context) {
     max_new = context - prompt_len;
-    log::warn(str("generate: prompt (", prompt_len, " tokens) + --max-new-tokens (",
-                  options.max_new_tokens, ") exceeds the context of ", context,
-                  "; generating at most ", max_new, " tokens"));
+    log::warn(str("generate: prompt (", prompt_len, " tokens) + max_new_tokens (", requested,
+                  ") exceeds the context of ", context, "; generating at most ", max_new, " tokens"));
   }
 
   c10::InferenceMode inference;

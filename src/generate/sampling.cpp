@@ -57,13 +57,18 @@ at::Tensor apply_top_p(const at::Tensor& logits, double top_p, int64_t min_token
 
 at::Tensor process_logits(const at::Tensor& logits, const at::Tensor& seen_ids,
                           const SamplingOptions& o) {
+  const auto& d = kTransformersDefaults;
   // generate() copies the last position's logits to float32 before any processor.
   at::Tensor scores = logits.to(at::kFloat);
-  if (o.repetition_penalty != 1.0) scores = apply_repetition_penalty(scores, seen_ids, o.repetition_penalty);
-  if (o.temperature == 0) return scores;  // greedy: generate() adds no warpers
-  if (o.temperature != 1.0) scores = apply_temperature(scores, o.temperature);
-  if (o.top_k != 0) scores = apply_top_k(scores, o.top_k);
-  if (o.top_p < 1.0) scores = apply_top_p(scores, o.top_p);
+  const double penalty = o.repetition_penalty.value_or(d.repetition_penalty);
+  if (penalty != 1.0) scores = apply_repetition_penalty(scores, seen_ids, penalty);
+  if (o.greedy()) return scores;  // greedy: generate() adds no warpers
+  const double temperature = o.temperature.value_or(d.temperature);
+  const int64_t top_k = o.top_k.value_or(d.top_k);
+  const double top_p = o.top_p.value_or(d.top_p);
+  if (temperature != 1.0) scores = apply_temperature(scores, temperature);
+  if (top_k != 0) scores = apply_top_k(scores, top_k);
+  if (top_p < 1.0) scores = apply_top_p(scores, top_p);
   return scores;
 }
 
@@ -76,7 +81,7 @@ at::Tensor select_next_tokens(const at::Tensor& logits, const at::Tensor& seen_i
   // On the host: top-p's cumsum is refused on CUDA under deterministic algorithms, and the
   // token has to come back to the host anyway.
   const at::Tensor scores = process_logits(logits.to(at::kCPU), seen_ids.to(at::kCPU), o);
-  if (o.temperature == 0) return scores.argmax(-1);
+  if (o.greedy()) return scores.argmax(-1);
   return at::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
 }
 

@@ -1,6 +1,7 @@
 // adapter_config.json: read and checked (see adapter_config.h).
 #include "dtune/io/adapter_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <regex>
@@ -41,6 +42,22 @@ AdapterConfigFile read_adapter_config(const std::string& file) {
   c.use_rslora = io_detail::get_bool(j, "use_rslora", false, file);
   c.base_model_name_or_path = io_detail::get_string(j, "base_model_name_or_path", "", file);
   c.target_modules.clear();
+  if (const auto it = j.find("layers_to_transform"); it != j.end() && !it->is_null()) {
+    const bool ok = it->is_number_integer() || (it->is_array() && std::all_of(it->begin(), it->end(), [](const auto& v) {
+                                                  return v.is_number_integer();
+                                                }));
+    DTUNE_CHECK(ok, file, ": \"layers_to_transform\" must be an integer or a list of integers, got ", it->dump());
+    c.layers_to_transform = it->is_array() ? it->template get<std::vector<int64_t>>()
+                                           : std::vector<int64_t>{it->template get<int64_t>()};
+  }
+  if (const auto it = j.find("layers_pattern"); it != j.end() && !it->is_null()) {
+    const bool ok = it->is_string() || (it->is_array() && std::all_of(it->begin(), it->end(), [](const auto& v) {
+                                          return v.is_string();
+                                        }));
+    DTUNE_CHECK(ok, file, ": \"layers_pattern\" must be a string or a list of strings, got ", it->dump());
+    c.layers_pattern = it->is_array() ? it->template get<std::vector<std::string>>()
+                                      : std::vector<std::string>{it->template get<std::string>()};
+  }
   const std::string bias = io_detail::get_string(j, "bias", "none", file);
   DTUNE_CHECK(bias == "none", file, ": bias \"", bias, "\" is not supported (dtune trains LoRA with bias=\"none\")");
   DTUNE_CHECK(!io_detail::get_bool(j, "use_dora", false, file), file, ": use_dora=true is not supported");

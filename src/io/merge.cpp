@@ -16,6 +16,7 @@
 #include "dtune/io/peft_adapter.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/io/staging_dir.h"
+#include "dtune/io/tokenizer_files.h"
 #include "json_file.h"
 
 namespace dtune {
@@ -23,12 +24,6 @@ namespace dtune {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Files of an HF folder that are copied verbatim into the merged model (when present).
-constexpr const char* kCopiedFiles[] = {"generation_config.json", "tokenizer.json",   "tokenizer_config.json",
-                                        "special_tokens_map.json", "tokenizer.model", "vocab.json",
-                                        "merges.txt",              "added_tokens.json", "chat_template.jinja",
-                                        "chat_template.json"};
 
 bool is_floating(c10::ScalarType t) { return c10::isFloatingType(t); }
 
@@ -163,10 +158,11 @@ MergeReport merge_adapter(const MergeOptions& o) {
   if (cfg.contains("torch_dtype")) cfg["torch_dtype"] = report.dtype;
   if (cfg.contains("dtype") || !cfg.contains("torch_dtype")) cfg["dtype"] = report.dtype;
   io_detail::write_json_file((out / "config.json").string(), cfg);
-  for (const char* f : kCopiedFiles) {
-    const fs::path src = fs::path(o.model_dir) / f;
-    if (fs::is_regular_file(src)) copy_file_checked(src.string(), (out / f).string());
-  }
+  // The base folder's generation knobs and tokenizer, so that the merged folder opens on its own.
+  const fs::path generation_config = fs::path(o.model_dir) / "generation_config.json";
+  if (fs::is_regular_file(generation_config))
+    copy_file_checked(generation_config.string(), (out / "generation_config.json").string());
+  copy_tokenizer_files(o.model_dir, out.string());
   staging.commit();
   return report;
 }

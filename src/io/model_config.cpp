@@ -149,6 +149,7 @@ ModelConfig load_model_config(const std::string& model_dir) {
   c.torch_dtype = get_string(j, "torch_dtype", get_string(j, "dtype", "", file), file);
 
   const std::string gen_file = (fs::path(model_dir) / "generation_config.json").string();
+  c.generation = load_generation_config(model_dir);
   if (fs::is_regular_file(gen_file)) {
     const json g = io_detail::read_json_file(gen_file);
     DTUNE_CHECK(g.is_object(), gen_file, ": expected a JSON object");

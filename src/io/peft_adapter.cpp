@@ -12,6 +12,7 @@
 #include "dtune/core/error.h"
 #include "dtune/io/safetensors.h"
 #include "dtune/io/staging_dir.h"
+#include "dtune/io/tokenizer_files.h"
 #include "json_file.h"
 
 namespace dtune {
@@ -83,7 +84,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 }
 
 void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::string& tokenizer_source) {
   DTUNE_CHECK(config.r > 0, "save_peft_adapter(", dir, "): r must be positive, got ", config.r);
   DTUNE_CHECK(!tensors.empty(), "save_peft_adapter(", dir, "): no LoRA tensors to save");
   for (const LoraModuleWeights& m : pair_modules(tensors, "save_peft_adapter(" + dir + ")"))
@@ -109,10 +111,13 @@ void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
   j["target_modules"] = config.targets_by_pattern() ? json(config.target_modules[0]) : json(config.target_modules);
   j["task_type"] = "CAUSAL_LM";
   if (config.use_rslora) j["use_rslora"] = true;  // peft >= 0.7 only; rsLoRA needs it anyway
+  if (!config.layers_to_transform.empty()) j["layers_to_transform"] = config.layers_to_transform;
+  if (!config.layers_pattern.empty()) j["layers_pattern"] = config.layers_pattern;
 
   StagingDir staging(dir);
   io_detail::write_json_file((fs::path(staging.path()) / kConfigFile).string(), j);
   save_safetensors((fs::path(staging.path()) / kWeightsFile).string(), fp32);
+  if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, staging.path());
   staging.commit();
 }
 

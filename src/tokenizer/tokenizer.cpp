@@ -140,10 +140,17 @@ Tokenizer Tokenizer::load(const std::string& path) {
   auto impl = std::unique_ptr<Impl>(new Impl{
       file, sha256_hex(bytes), Normalizer::from_json(section("normalizer"), file),
       PreTokenizer::from_json(section("pre_tokenizer"), file), std::move(bpe),
-      parse_added_tokens(section("added_tokens"), file), {}, {}, {}, {},
+      {}, {}, {}, {}, {},
       PostProcessor::from_json(section("post_processor"), file),
       check_decoder(section("decoder"), file, "decoder"), 0, {}, {}, {}});
   Impl& m = *impl;
+  // The declared ids are checked against the rules `tokenizers` assigns them by; a difference
+  // is warned about, never silent.
+  std::vector<std::string> warnings;
+  m.added = assign_added_token_ids(
+      parse_added_tokens(section("added_tokens"), file), m.bpe.vocab_entries(),
+      [&](const std::string& content) { return m.bpe.token_to_id(content); }, file, warnings);
+  for (const std::string& w : warnings) log::warn(w);
   m.vocab_size = m.bpe.max_id() + 1;
   std::vector<std::string> raw_patterns, normalized_patterns;
   for (std::size_t i = 0; i < m.added.size(); ++i) {

@@ -92,7 +92,7 @@ std::string save_checkpoint(dist::Communicator& comm, const std::string& output_
     try {
       fs::create_directories(output_dir);
       fs::remove_all(tmp);
-      save_peft_adapter(tmp.string(), data.adapter_config, data.adapter);  // creates tmp
+      save_peft_adapter(tmp.string(), data.adapter_config, data.adapter, data.tokenizer_source);  // creates tmp
       save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
       write_text(tmp / "rank_states.json", ranks.dump(1));
       write_text(tmp / "config.ini", data.config_ini);

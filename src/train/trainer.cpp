@@ -109,6 +109,8 @@ class Recipe {
 
  private:
   void setup_device_and_comm();
+  // model.tokenizer, else model.path: the tokenizer the data was made with, saved with adapters.
+  std::string tokenizer_source() const { return cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer; }
   void setup_shard_group();
   void claim_output_dir();
   void setup_data();
@@ -152,6 +154,9 @@ class Recipe {
 
   std::optional<Decoder> model_;
   std::optional<ParamBucket> bucket_;
+  // What every saved adapter_config.json says: the config's LoRA knobs, and an init adapter's
+  // layers_to_transform / layers_pattern (its modules are the ones trained).
+  AdapterConfig adapter_config_;
   std::optional<AdamW> optimizer_;
   std::optional<LrSchedule> schedule_;
   std::optional<LossScaler> scaler_;
@@ -374,12 +379,15 @@ void Recipe::setup_model() {
   comm_->set_phase("setup: every rank loaded the model");
   comm_->barrier();
   comm_->set_phase("setup");
+  adapter_config_ = adapter_config(cfg_);
   if (cfg_.lora.init_adapter.empty()) {
     model_->add_lora(cfg_.lora, cfg_.train.seed);
   } else {  // the one adapter loader; the saved modules with their values (the config must agree)
     const PeftAdapter init = load_peft_adapter(cfg_.lora.init_adapter, device_);
     check_adapter_matches(cfg_.lora, OptionNames::config_section("lora"), init, cfg_.lora.init_adapter);
     attach_lora_weights(model_->named_linears(), init.modules, cfg_.lora.dropout);
+    adapter_config_.layers_to_transform = init.config.layers_to_transform;
+    adapter_config_.layers_pattern = init.config.layers_pattern;
   }
   matmul_params_ = matmul_parameters(model_->config(), model_->num_parameters());
   bucket_.emplace(model_->lora_parameters());
@@ -741,7 +749,8 @@ void Recipe::save_checkpoint(const char* why) {
   state_.dtune_version = DTUNE_VERSION;
   state_.data = data_fingerprint(*train_data_);
   data.trainer = state_;
-  data.adapter_config = adapter_config(cfg_);
+  data.adapter_config = adapter_config_;
+  data.tokenizer_source = tokenizer_source();
   for (const auto& [name, t] : bucket_->named()) data.adapter.emplace_back(name, t.detach());
   data.optimizer = {{"exp_avg", optimizer_->exp_avg()}, {"exp_avg_sq", optimizer_->exp_avg_sq()}};
   data.config_ini = format_config(cfg_);
@@ -769,7 +778,7 @@ void Recipe::finish() {
     std::vector<std::pair<std::string, at::Tensor>> adapter;
     for (const auto& [name, t] : bucket_->named()) adapter.emplace_back(name, t.detach());
     const std::string dir = cfg_.checkpoint.output_dir + "/adapter";
-    save_peft_adapter(dir, adapter_config(cfg_), adapter);  // staged: replaces an older adapter whole
+    save_peft_adapter(dir, adapter_config_, adapter, tokenizer_source());  // staged: replaces an older adapter whole
     metrics_->finish_line();
     log::info(dtune::str("done: ", state_.step, " steps in ", static_cast<int64_t>(now_s() - t_start_), " s; adapter in ",
                          dir, " (PeftModel.from_pretrained loads it); peak memory ", dist::peak_memory_gib(device_),
@@ -792,9 +801,16 @@ void Recipe::finish() {
 // takes rank 0's token at each step.
 void Recipe::run_generation_test() {
   model_->set_training(false);
-  const Tokenizer tokenizer = Tokenizer::load(cfg_.model.tokenizer.empty() ? cfg_.model.path : cfg_.model.tokenizer);
+  const Tokenizer tokenizer = Tokenizer::load(tokenizer_source());
   const FormattedPrompt prompt = format_prompt(cfg_.generate.prompt_template, cfg_.generate.prompt, cfg_.model.path);
   GenerateOptions gen = cfg_.generate;  // the [generate] knobs are GenerateOptions
+  // Unset knobs resolve as in transformers (generation_config.json, then its defaults); logged
+  // here, resolved again inside generate_text from the same model config.
+  std::string knobs = "generation knobs:";
+  for (const std::string& line :
+       resolve_generate_options(gen, model_->config().generation, OptionNames::config_section("generate")).lines)
+    knobs += "\n  " + line;
+  log::info(knobs);
   gen.add_special_tokens = prompt.add_special_tokens;
   if (lockstep()) {
     gen.agree_tokens = [this](at::Tensor& ids) {

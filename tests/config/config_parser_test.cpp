@@ -7,11 +7,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "dtune/core/error.h"
 #include "dtune/core/option_field.h"
 
 namespace fs = std::filesystem;
+
+// Unset-able generation knobs (std::optional) in BOOST_TEST comparisons.
+BOOST_TEST_DONT_PRINT_LOG_VALUE(std::optional<double>)
+BOOST_TEST_DONT_PRINT_LOG_VALUE(std::optional<int64_t>)
+BOOST_TEST_DONT_PRINT_LOG_VALUE(std::optional<bool>)
 using dtune::Config;
 using dtune::Error;
 using dtune::load_config;

@@ -46,6 +46,7 @@ RECIPE = {
     ("generate", "enabled"): True,
     ("generate", "prompt_template"): "recipe",
     ("generate", "max_new_tokens"): 512,
+    ("generate", "do_sample"): True,
     ("generate", "temperature"): 0.6,
     ("generate", "top_p"): 0.95,
     ("generate", "repetition_penalty"): 1.15,

@@ -53,6 +53,18 @@ void check_against_oracle(const std::string& name) {
       BOOST_TEST(std::vector<int>(mask.begin(), mask.end()) == want_mask, boost::test_tools::per_element());
     }
   }
+  // apply_chat_template(add_generation_prompt=True): the messages rendered, then the assistant
+  // header (what `dtune generate --chat` tokenizes), with and without a system message.
+  BOOST_REQUIRE_EQUAL(fx.at("generation_prompts").size(), 2u);
+  for (const auto& g : fx.at("generation_prompts")) {
+    const auto messages = messages_of(g.at("messages"));
+    BOOST_TEST_CONTEXT(name << " generation prompt, " << messages.size() << " messages") {
+      const std::string text = chat.render(messages, messages.size()).text + chat.generation_prompt();
+      BOOST_TEST(text == g.at("text").get<std::string>());
+      BOOST_TEST(tok.encode(text, /*add_special_tokens=*/false) == g.at("ids").get<std::vector<int32_t>>(),
+                 boost::test_tools::per_element());
+    }
+  }
 }
 
 }  // namespace

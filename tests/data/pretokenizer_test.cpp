@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "dtune/core/error.h"
@@ -224,4 +225,53 @@ BOOST_AUTO_TEST_CASE(template_field_missing_from_rows_is_reported) {
     BOOST_TEST(msg.find("Complex_CoT, Question, Response") != std::string::npos);
   }
   BOOST_TEST(!std::filesystem::exists(o.output_path));
+}
+
+// --encode joint (the recipe's and TRL's tokenization): the whole formatted text encoded once.
+// With --completion-only-loss false the ids equal transformers' tokenizer(text)["input_ids"] of
+// the recipe's text (template + EOS text) and every token takes the loss; with true the prompt
+// is every leading token whose characters lie inside the rendered prompt, so a token that spans
+// the boundary (Llama 3.1's ":\n\n" when the completion starts with "\n") is trained. Completions
+// start with "\n", "\n\n", a space, a tab, a digit and a letter; Llama 3.1 and DeepSeek-V3
+// (fixture tests/fixtures/data/joint_recipe.json from scripts/gen_joint_fixtures.py; exact).
+BOOST_AUTO_TEST_CASE(joint_encoding_equals_tokenizing_the_whole_text) {
+  const nlohmann::json fx = nlohmann::json::parse(dtune::test::read_text(kData + "/data/joint_recipe.json"));
+  int boundary_tokens = 0;  // rows whose split and joint ids differ
+  for (const auto& c : fx.at("cases")) {
+    const std::string name = c.at("tokenizer");
+    dtune::test::ScratchDir dir("pretok_joint_" + name);
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : c.at("rows"))
+      rows.push_back({{"Question", r.at("Question")}, {"Complex_CoT", r.at("Complex_CoT")}, {"Response", r.at("Response")}});
+    const std::string input = dir.file("rows.json");
+    std::ofstream(input) << rows.dump();
+    for (const bool completion_only : {false, true}) {
+      for (const std::string encode : {"joint", "split"}) {
+        if (encode == "split" && completion_only) continue;  // split is compared once, as a control
+        PretokenizeOptions o = base_options(dir);
+        o.tokenizer_path = kData + "/tokenizers/" + name;
+        o.input_path = input;
+        o.output_path = dir.file(encode + (completion_only ? "_c.h5" : "_all.h5"));
+        o.encode = encode;
+        o.completion_only_loss = completion_only;
+        o.max_length = 4096;
+        dtune::pretokenize(o);
+        const Hdf5Dataset d = Hdf5Dataset::open(o.output_path, "train");
+        BOOST_REQUIRE_EQUAL(d.num_rows(), static_cast<int64_t>(rows.size()));
+        for (int64_t i = 0; i < d.num_rows(); ++i) {
+          const auto& want = c.at("rows")[static_cast<size_t>(i)];
+          BOOST_TEST_CONTEXT(name << " row " << i << " " << encode << " completion_only_loss " << completion_only) {
+            const auto want_ids = want.at("ids").get<std::vector<int32_t>>();
+            if (encode == "split") {
+              boundary_tokens += !completion_only && d.read_row(i) != want_ids;
+              continue;
+            }
+            BOOST_TEST(d.read_row(i) == want_ids, boost::test_tools::per_element());
+            BOOST_TEST(d.prompt_length(i) == (completion_only ? want.at("prompt_tokens").get<int32_t>() : 0));
+          }
+        }
+      }
+    }
+  }
+  BOOST_TEST(boundary_tokens >= 2);  // "\n" and "\n\n" at least: joint is not split by another name
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dtune/core/error.h"
+#include "dtune/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -79,4 +80,32 @@ BOOST_AUTO_TEST_CASE(training_forms_match_the_recipe) {
                         [](const dtune::Error& e) { return message_has(e, "recipe"); });
   BOOST_CHECK_EXCEPTION(dtune::load_chat_format("/nonexistent"), dtune::Error,
                         [](const dtune::Error& e) { return message_has(e, "tokenizer_config.json"); });
+}
+
+// `generate --chat` on Llama 3 and the real Llama 3.1 Instruct tokenizer_config.json (rendered by
+// data/chat_template.h, the one home of native templates): the token ids equal
+// apply_chat_template(add_generation_prompt=True) with and without a system message (fixtures
+// tests/fixtures/data/chat_<case>.json, generation_prompts, from scripts/gen_chat_fixtures.py).
+BOOST_AUTO_TEST_CASE(llama3_chat_prompt_ids_equal_apply_chat_template) {
+  const std::string root = DTUNE_SOURCE_DIR;
+  const dtune::Tokenizer tok = dtune::Tokenizer::load(root + "/tests/fixtures/tokenizers/llama3_1");
+  for (const std::string c : {"llama3", "llama3_1_instruct"}) {
+    std::ifstream in(std::string(DTUNE_TEST_DATA) + "/data/chat_" + c + ".json");
+    BOOST_REQUIRE(in);
+    const auto fx = nlohmann::json::parse(in);
+    const std::string config = root + "/" + fx["chat_template"].get<std::string>();
+    const std::string dir = config.substr(0, config.rfind('/'));
+    int checked = 0;
+    for (const auto& g : fx["generation_prompts"]) {
+      std::string system, user;
+      for (const auto& m : g["messages"]) (m["role"] == "system" ? system : user) = m["content"].get<std::string>();
+      BOOST_TEST_INFO(c << (system.empty() ? " without" : " with") << " a system message");
+      const dtune::FormattedPrompt p = dtune::format_prompt("chat", user, dir, system);
+      BOOST_TEST(!p.add_special_tokens);
+      BOOST_TEST(tok.encode(p.text, p.add_special_tokens) == g["ids"].get<std::vector<int32_t>>(),
+                 boost::test_tools::per_element());
+      ++checked;
+    }
+    BOOST_TEST(checked == 2);
+  }
 }

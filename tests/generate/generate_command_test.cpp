@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -119,4 +120,35 @@ BOOST_AUTO_TEST_CASE(flags_share_the_generate_config_definitions) {
     BOOST_TEST(config_help.find("--generate." + std::string(f.key) + " arg") != std::string::npos, f.key);
     BOOST_TEST(config_help.find(f.help) != std::string::npos, f.key << " config help");
   }
+}
+
+// Unset flags resolve as in transformers: the model folder's generation_config.json (the oracle's
+// gen_model sets do_sample, temperature 0.8, top_p 0.9, max_new_tokens 40), then transformers'
+// defaults (top_k 50); -v prints each value and its source on stderr; the text is the decode of
+// transformers' seeded tokens for that folder with no knob given.
+BOOST_AUTO_TEST_CASE(unset_flags_take_the_folders_generation_config_and_v_prints_them) {
+  const std::string oracle_dir = DTUNE_GENERATE_ORACLE_DIR;
+  std::ifstream in(oracle_dir + "/greedy.json");
+  BOOST_REQUIRE(in);
+  const nlohmann::json o = nlohmann::json::parse(in);
+  const nlohmann::json& c = o["resolved"]["folder"];
+  BOOST_REQUIRE(c["knobs"].empty());
+  auto ids = c["ids"].get<std::vector<int32_t>>();
+  while (!ids.empty() && ids.back() == 2) ids.pop_back();  // SmolLM2's <|im_end|>
+  const std::string prompt = o["prompts"][o["sampled"]["prompt"].get<size_t>()];
+  BOOST_REQUIRE(prompt.find('\'') == std::string::npos);
+  const std::string err_file = oracle_dir + "/generate_v.stderr";
+  const Result r = run("--model " + oracle_dir + "/gen_model --prompt '" + prompt + "' --seed " +
+                       std::to_string(c["seed"].get<int>()) + " -v 2>" + err_file);
+  BOOST_TEST(r.status == 0);
+  BOOST_TEST(r.out == dtune::Tokenizer::load(kModelDir).decode(ids, true) + "\n");
+  std::ifstream err_in(err_file);
+  const std::string err((std::istreambuf_iterator<char>(err_in)), std::istreambuf_iterator<char>());
+  const std::string gen_file = oracle_dir + "/gen_model/generation_config.json";
+  for (const std::string& line : {"do_sample = true (" + gen_file + ")", "temperature = 0.8 (" + gen_file + ")",
+                                  "top_p = 0.9 (" + gen_file + ")", "max_new_tokens = 40 (" + gen_file + ")",
+                                  std::string("top_k = 50 (transformers' default)"),
+                                  std::string("repetition_penalty = 1 (transformers' default)"),
+                                  std::string("seed = 3 (--seed)")})
+    BOOST_TEST(err.find(line) != std::string::npos, line << " in:\n" << err);
 }

@@ -100,7 +100,7 @@ BOOST_AUTO_TEST_CASE(mismatched_adapter_and_bad_options_fail_cleanly) {
   std::string log;
   // Adapters for a layer the base lacks, or for a different width: Error, and no output folder.
   const at::Tensor a = at::randn({4, 64}), b = at::randn({64, 4});
-  const AdapterConfig cfg{4, 8, 0, {"q_proj"}, false, ""};
+  const AdapterConfig cfg{4, 8, 0, {"q_proj"}, false, "", {}, {}};
   save_peft_adapter(dir / "layer9", cfg, {{"base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", a},
                                           {"base_model.model.model.layers.9.self_attn.q_proj.lora_B.weight", b}});
   save_peft_adapter(dir / "wide", cfg, {{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", a},

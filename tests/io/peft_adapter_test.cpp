@@ -329,7 +329,7 @@ BOOST_AUTO_TEST_CASE(saved_adapter_loads_in_peft) {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& [name, t] : src.tensors) tensors.emplace_back(name, at::randn(t.sizes()));
   AdapterConfig cfg{4, 16.0, 0.05, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
-                    false, root + "/base_llama"};
+                    false, root + "/base_llama", {}, {}};
   const std::string out = dir / "adapter";
   save_peft_adapter(out, cfg, tensors);
   save_peft_adapter(out, cfg, tensors);  // overwriting an existing adapter folder works
@@ -393,7 +393,7 @@ BOOST_AUTO_TEST_CASE(normalizes_names_and_rejects_bad_adapters) {
                                                {"base_model.model.model.embed_tokens.lora_embedding_A", a}}),
                     "lora_embedding_A");
   expect_load_error(dir / "absent", "adapter_config.json not found");
-  BOOST_CHECK_THROW(save_peft_adapter(dir / "x", AdapterConfig{3, 6, 0, {"q_proj"}, false, ""}, {{pre + "lora_A.weight", a},
+  BOOST_CHECK_THROW(save_peft_adapter(dir / "x", AdapterConfig{3, 6, 0, {"q_proj"}, false, "", {}, {}}, {{pre + "lora_A.weight", a},
                                                                                      {pre + "lora_B.weight", b}}),
                     Error);
 }
@@ -402,9 +402,9 @@ BOOST_AUTO_TEST_CASE(lora_delta_scales) {
   const at::Tensor a = at::randn({4, 6}), b = at::randn({5, 4});
   const at::Tensor ba = at::matmul(b, a);
   // Tolerance: same fp32 matmul, only the scale multiply differs in placement (1e-6 relative).
-  BOOST_TEST(at::allclose(lora_delta(a, b, AdapterConfig{4, 8, 0, {}, false, ""}), ba.mul(2.0), 1e-6, 1e-6));
-  BOOST_TEST(at::allclose(lora_delta(a, b, AdapterConfig{4, 8, 0, {}, true, ""}), ba.mul(4.0), 1e-6, 1e-6));  // 8/sqrt(4)
-  BOOST_TEST(lora_delta(a.to(c10::kBFloat16), b, AdapterConfig{4, 8, 0, {}, false, ""}).scalar_type() == c10::kFloat);
+  BOOST_TEST(at::allclose(lora_delta(a, b, AdapterConfig{4, 8, 0, {}, false, "", {}, {}}), ba.mul(2.0), 1e-6, 1e-6));
+  BOOST_TEST(at::allclose(lora_delta(a, b, AdapterConfig{4, 8, 0, {}, true, "", {}, {}}), ba.mul(4.0), 1e-6, 1e-6));  // 8/sqrt(4)
+  BOOST_TEST(lora_delta(a.to(c10::kBFloat16), b, AdapterConfig{4, 8, 0, {}, false, "", {}, {}}).scalar_type() == c10::kFloat);
   BOOST_TEST(natural_less("layers.2.x", "layers.10.x"));
   BOOST_TEST(!natural_less("layers.10.x", "layers.2.x"));
 }

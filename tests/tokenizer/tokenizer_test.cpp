@@ -147,3 +147,36 @@ BOOST_AUTO_TEST_CASE(bad_files_give_errors_naming_the_file) {
           "decoder": {"type": "WordPiece"}})");
   check_load_error(bad_decoder, {bad_decoder, "decoder.type \"WordPiece\""});
 }
+
+// Added-token ids as `tokenizers` 0.23 (and transformers) assign them, whatever the file declares:
+// a gap closes, an id that is already a vocabulary token's is not used, out-of-order ids follow
+// file order, a content that is a vocabulary token takes its id, a repeated content keeps its
+// first id (fixture from scripts/gen_added_token_fixtures.py; tolerance 0: ids are exact).
+BOOST_AUTO_TEST_CASE(added_token_ids_follow_tokenizers_rules) {
+  const std::string root = DTUNE_SOURCE_DIR;
+  std::ifstream in(kData + "/tokenizer/added_token_ids.json");
+  BOOST_REQUIRE(in);
+  const nlohmann::json fx = nlohmann::json::parse(in);
+  std::ifstream base_in(root + "/" + fx["base"].get<std::string>());
+  const nlohmann::json base = nlohmann::json::parse(base_in);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "dtune_added_token_ids";
+  std::filesystem::create_directories(dir);
+  const std::string text = fx["text"];
+  BOOST_TEST(fx["variants"].size() >= 7u);
+  for (const auto& v : fx["variants"]) {
+    BOOST_TEST_CONTEXT(v["name"].get<std::string>()) {
+      nlohmann::json j = base;
+      for (const auto& a : v["added"])
+        j["added_tokens"].push_back({{"id", a[1]}, {"content", a[0]}, {"single_word", false}, {"lstrip", false},
+                                     {"rstrip", false}, {"normalized", false}, {"special", a[2]}});
+      const std::string file = (dir / (v["name"].get<std::string>() + ".json")).string();
+      std::ofstream(file) << j.dump();
+      const dtune::Tokenizer tok = dtune::Tokenizer::load(file);
+      BOOST_TEST(tok.encode(text, false) == v["ids"].get<std::vector<int32_t>>(), boost::test_tools::per_element());
+      for (const auto& [content, id] : v["token_ids"].items()) BOOST_TEST(*tok.token_to_id(content) == id.get<int32_t>(), content);
+      BOOST_TEST(tok.vocab_size() == v["vocab_size"].get<int32_t>());
+      BOOST_TEST(tok.decode(v["ids"].get<std::vector<int32_t>>(), true) == v["decoded"].get<std::string>());
+    }
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -318,6 +318,64 @@ class TrainE2E(unittest.TestCase):
         self.assertTrue(rel_close(ref["adapter"], final_eval, 1e-4), f"peft {ref['adapter']} vs dtune {final_eval}")
         self.assertLess(ref["adapter"], ref["base"])
 
+    def test_outputs_open_alone_and_a_layers_to_transform_adapter_keeps_its_layers(self):
+        """Training on from a peft adapter with layers_to_transform=[0] (lora.init_adapter): the
+        final adapter/ and the checkpoint both save layers_to_transform = [0] (PeftModel then
+        adapts q_proj and v_proj of layer 0 only, as the tensors say) and the tokenizer files, so AutoTokenizer.from_pretrained(folder) gives
+        the base tokenizer's ids and chat template; `dtune merge` output loads with AutoTokenizer
+        (same ids) and AutoModelForCausalLM."""
+        init = os.path.join(WORK, "init_layers")
+        sh([PY, "-c", f"""
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+torch.manual_seed(0)
+base = AutoModelForCausalLM.from_pretrained({MODEL!r}, dtype=torch.float32)
+m = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                    layers_to_transform=[0]))
+with torch.no_grad():
+    for n, p in m.named_parameters():
+        if "lora_B" in n:
+            p.normal_(0.0, 0.02)
+m.save_pretrained({init!r})
+"""])
+        out = os.path.join(WORK, "layers_out")
+        args = [a for a in base_args(out, 2) if not a.startswith("--lora.target_modules=")]
+        mpirun(1, args + ["--lora.init_adapter=" + init, "--lora.r=4", "--lora.alpha=16",
+                          "--lora.target_modules=q_proj,v_proj", "--train.max_steps=2", "--checkpoint.save_every=1"])
+        folders = [os.path.join(out, "adapter"), os.path.join(out, "checkpoint-2")]
+        merged = os.path.join(WORK, "layers_merged")
+        sh([DTUNE, "merge", "--model", MODEL, "--adapter", folders[0], "--output", merged])
+        report = json.loads(sh([PY, "-c", f"""
+import json, sys, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base_tok = AutoTokenizer.from_pretrained({MODEL!r})
+text = "A 45-year-old presents with chest pain. What next?"
+want = base_tok(text)["input_ids"]
+out = {{}}
+for d in {folders + [merged]!r}:
+    tok = AutoTokenizer.from_pretrained(d)
+    out[d] = {{"ids": tok(text)["input_ids"] == want, "chat": tok.chat_template == base_tok.chat_template}}
+for d in {folders!r}:
+    out[d]["layers"] = json.load(open(d + "/adapter_config.json")).get("layers_to_transform")
+    base = AutoModelForCausalLM.from_pretrained({MODEL!r}, dtype=torch.float32)
+    m = PeftModel.from_pretrained(base, d)
+    out[d]["lora_modules"] = sorted({{n.split(".lora_A")[0] for n, _ in m.named_parameters() if "lora_A" in n}})
+merged = AutoModelForCausalLM.from_pretrained({merged!r}, dtype=torch.float32)
+out["merged_params"] = sum(p.numel() for p in merged.parameters())
+print(json.dumps(out))
+"""]).stdout.strip().splitlines()[-1])
+        for d in folders + [merged]:
+            self.assertTrue(report[d]["ids"], d)
+            self.assertTrue(report[d]["chat"], d)
+        for d in folders:
+            self.assertEqual(report[d]["layers"], [0], d)
+            self.assertEqual(report[d]["lora_modules"],
+                             ["base_model.model.model.layers.0.self_attn.q_proj",
+                              "base_model.model.model.layers.0.self_attn.v_proj"], d)
+        self.assertGreater(report["merged_params"], 0)
+
     def test_preemption_checkpoints_and_resumes(self):
         """SIGUSR1 to every rank (what Slurm's --signal does): the ranks finish the step,
         checkpoint, exit 75; `--resume` then ends with the adapter of an uninterrupted run."""

@@ -41,8 +41,14 @@ std::optional<int> parse_args_with_overrides(const char* name, const po::options
 
 // Adds every field of an options struct as a flag "--key" ('_' written '-') bound to options:
 // the field's help, its default the struct's current value (shown by --help). The same
-// definitions the config binds as "section.key" (core/option_field.h). Text fields only as
+// definitions the config binds as "section.key" (core/option_field.h); an std::optional field has
+// no default and stays unset unless the flag is given. Text fields only as
 // int64 / uint64 / double / string / bool values; list fields are not flags (std::logic_error).
+template <class T>
+inline constexpr bool is_optional_v = false;
+template <class T>
+inline constexpr bool is_optional_v<std::optional<T>> = true;
+
 template <class Options>
 void add_option_fields(po::options_description& desc, Options& options,
                        const std::vector<OptionField<Options>>& fields) {
@@ -54,6 +60,9 @@ void add_option_fields(po::options_description& desc, Options& options,
           using T = std::remove_reference_t<decltype(field)>;
           if constexpr (std::is_same_v<T, std::vector<std::string>>) {
             throw std::logic_error("add_option_fields: list field " + flag + " is not a flag");
+          } else if constexpr (is_optional_v<T>) {  // no default: unset until given
+            using V = typename T::value_type;
+            desc.add_options()(flag.c_str(), po::value<V>()->notifier([&field](const V& v) { field = v; }), f.help);
           } else if constexpr (std::is_same_v<T, double>) {  // shown as written: 0.95, not 0.94999999999999996
             char text[32];
             const auto end = std::to_chars(text, text + sizeof(text), field).ptr;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <type_traits>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,8 +45,11 @@ template <class Options>
 struct OptionField {
   template <class T>
   using Ref = std::function<T&(Options&)>;
+  // std::optional fields are "unset" until given (empty text in a config file or config.ini); the
+  // module resolves an unset field itself (e.g. generation knobs from generation_config.json).
   using Access = std::variant<Ref<int64_t>, Ref<uint64_t>, Ref<double>, Ref<bool>, Ref<std::string>,
-                              Ref<std::vector<std::string>>>;
+                              Ref<std::vector<std::string>>, Ref<std::optional<int64_t>>,
+                              Ref<std::optional<double>>, Ref<std::optional<bool>>>;
   const char* key;
   const char* help;
   Access access;

@@ -71,6 +71,10 @@ class ChatTemplate {
   // turns at index >= first_trained get a loss span; 0 = every assistant turn
   // (assistant_only_loss), messages.size() = none.
   RenderedChat render(const std::vector<ChatMessage>& messages, size_t first_trained = 0) const;
+  // What apply_chat_template(add_generation_prompt=True) appends after the rendered messages:
+  // the assistant header ("<|start_header_id|>assistant<|end_header_id|>\n\n" for Llama 3/3.1,
+  // "<｜Assistant｜>" or "<｜Assistant｜><think>\n" for DeepSeek, "<|im_start|>assistant\n" for ChatML).
+  const std::string& generation_prompt() const { return generation_prompt_; }
 
  private:
   ChatFamily family_ = ChatFamily::kChatML;
@@ -81,6 +85,7 @@ class ChatTemplate {
   std::string default_system_;     // kChatML: inserted when the first turn is not a system one
   bool join_system_ = false;       // kDeepSeek: all system turns joined by "\n\n" (V3); else the last (R1)
   bool strip_reasoning_ = false;   // kDeepSeek R1: an assistant turn keeps what follows its last </think>
+  std::string generation_prompt_;  // add_generation_prompt's text
 };
 
 // Python's str.strip() (what Jinja's `trim` filter calls): removes leading and trailing

@@ -46,6 +46,12 @@ struct PretokenizeOptions {
   bool completion_only_loss = true;  // template and prompt-completion rows: loss on the
                                      // completion only (TRL's completion_only_loss); false: on
                                      // every token
+  // Template rows: how prompt and completion become ids. "split" encodes each part alone (the
+  // prompt ids are what the model sees at inference); "joint" encodes prompt + completion as one
+  // text, as the recipe and TRL with one text field do (ids equal tokenizer(text) bit for bit;
+  // a token that spans the boundary, such as ":\n\n", is a completion token). Conversations
+  // are always encoded whole.
+  std::string encode = "split";
   int64_t max_length = 1024;    // tokens per row at most, BOS/EOS included; longer rows are cut
   double eval_fraction = 0.05;  // probability of a row going to /eval, in [0, 1)
   uint64_t seed = 42;           // fixes the train/eval split
@@ -110,10 +116,14 @@ class RowTokenizer {
   // A row from RowReader: its values (template rows) or messages (conversational rows).
   void tokenize(const Row& row, TokenizedRow& out) const;
   void set_train_all(bool train_all) { train_all_ = train_all; }
+  // Template rows: encode prompt + completion as one text (PretokenizeOptions::encode "joint");
+  // the prompt is then the leading tokens whose bytes lie inside the rendered prompt.
+  void set_joint(bool joint) { joint_ = joint; }
 
  private:
   const ChatTemplate* chat_ = nullptr;
   bool train_all_ = false;
+  bool joint_ = false;
   const Tokenizer& tokenizer_;
   const PromptTemplate* template_ = nullptr;
   AddBos add_bos_;

@@ -1,5 +1,5 @@
-// Prompt forms for generation: the model's chat format (recognised from the chat_template in
-// tokenizer_config.json), the recipe's training form, the DeepSeek-R1 chat form, or raw text.
+// Prompt forms for generation: the model's chat format (its chat_template in
+// tokenizer_config.json, rendered by data/chat_template.h or recognised by markers), the recipe's training form, the DeepSeek-R1 chat form, or raw text.
 #pragma once
 
 #include <string>
@@ -48,9 +48,18 @@ struct FormattedPrompt {
   bool add_special_tokens = true;
 };
 
-// form: "chat" (the model's chat format, from model_dir), "recipe", "r1-chat" or "none" (raw
-// text, encoded like tokenizer(prompt)). Throws dtune::Error listing the forms for another name.
+// apply_chat_template([{system}], {user: prompt}], add_generation_prompt=True) for model_dir's
+// tokenizer_config.json (or chat_template.jinja): rendered by data/chat_template.h when dtune
+// knows the template (Llama 3 / 3.1, DeepSeek-V3 / R1 distills, SmolLM2, Qwen3; with an
+// optional system message), else by the ChatML / DeepSeek-R1 markers above (no system message).
+// Throws dtune::Error naming the file when neither applies.
+FormattedPrompt format_model_chat_prompt(const std::string& model_dir, std::string_view prompt,
+                                         std::string_view system = {});
+
+// form: "chat" (the model's chat format, from model_dir; format_model_chat_prompt), "recipe",
+// "r1-chat" or "none" (raw text, encoded like tokenizer(prompt)). system: a system message, for
+// "chat" only. Throws dtune::Error listing the forms for another name.
 FormattedPrompt format_prompt(std::string_view form, std::string_view prompt,
-                              const std::string& model_dir);
+                              const std::string& model_dir, std::string_view system = {});
 
 }  // namespace dtune

@@ -18,6 +18,11 @@ namespace dtune {
 // the base model's name. The scale is LoraOptions::scale().
 struct AdapterConfig : LoraOptions {
   std::string base_model_name_or_path;  // informational; may be empty
+  // peft's layers_to_transform / layers_pattern as the adapter folder gave them (an int or a
+  // string is a one-element list); empty = every layer. Written back by save_peft_adapter so
+  // that an adapter trained on from one (lora.init_adapter) names the same layers.
+  std::vector<int64_t> layers_to_transform;
+  std::vector<std::string> layers_pattern;
 };
 
 // peft's rank_pattern / alpha_pattern in file order: {module regex, value}.
@@ -33,6 +38,7 @@ struct AdapterConfigFile {
 
 // Reads and checks the adapter_config.json at `file`: peft_type LORA, r > 0 (int), lora_alpha
 // (default 8, peft's), lora_dropout (default 0), use_rslora, base_model_name_or_path,
+// layers_to_transform (an int or a list of ints) and layers_pattern (a string or a list),
 // rank_pattern / alpha_pattern (objects of numbers); refuses, naming the field, bias other than
 // "none", use_dora, lora_bias, fan_in_fan_out, modules_to_save, trainable_token_indices,
 // layer_replication and target_parameters. Throws dtune::Error naming the file for anything else

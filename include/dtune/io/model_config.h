@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "dtune/io/generation_config.h"
+
 namespace dtune {
 
 // rope_scaling / rope_parameters. type "default" = plain RoPE; "llama3" = Llama 3.1 scaling.
@@ -37,9 +39,10 @@ struct ModelConfig {
   std::vector<int32_t> eos_token_ids;  // config.json + generation_config.json, deduplicated
   std::optional<int32_t> pad_token_id;
   std::string torch_dtype;          // as saved ("bfloat16", ...), informational
+  GenerationConfig generation;      // generation_config.json's knobs (all unset without the file)
 };
 
-// Reads model_dir/config.json (and generation_config.json for extra EOS ids). Throws
+// Reads model_dir/config.json (and generation_config.json: extra EOS ids, the generation knobs). Throws
 // dtune::Error naming the file and key for missing/invalid fields or unsupported model types.
 ModelConfig load_model_config(const std::string& model_dir);
 

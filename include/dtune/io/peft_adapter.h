@@ -29,11 +29,15 @@ struct PeftAdapter {
 };
 
 // Writes dir/adapter_config.json and dir/adapter_model.safetensors (fp32, these tensors only)
-// into a staging folder renamed to dir when complete. The config holds only keys that peft
-// 0.6+ accepts; "use_rslora" (peft >= 0.7) is written only when true. Throws dtune::Error for
-// names that are not lora_A/lora_B weights or shapes inconsistent with config.r.
+// into a staging folder renamed to dir when complete; with tokenizer_source (a model folder or
+// a tokenizer.json), also its tokenizer files (copy_tokenizer_files), as Trainer.save_model
+// does, so AutoTokenizer.from_pretrained(dir) works. The config holds only keys that peft 0.6+
+// accepts; "use_rslora" (peft >= 0.7) is written only when true, layers_to_transform and
+// layers_pattern only when set. Throws dtune::Error for names that are not lora_A/lora_B
+// weights or shapes inconsistent with config.r.
 void save_peft_adapter(const std::string& dir, const AdapterConfig& config,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::string& tokenizer_source = "");
 
 // THE adapter loader (dtune generate --adapter, dtune merge, lora.init_adapter and resume all
 // read adapters here). Accepts what peft writes: names with or without the adapter name

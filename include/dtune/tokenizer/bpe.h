@@ -26,6 +26,8 @@ class Bpe {
   const std::string* id_to_token(int32_t id) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+  // Number of vocabulary entries (`tokenizers`' BPE get_vocab_size: vocab.len(), gaps not counted).
+  int32_t vocab_entries() const { return static_cast<int32_t>(vocab_.size()); }
 
   Bpe(Bpe&&) noexcept;
   Bpe& operator=(Bpe&&) noexcept;

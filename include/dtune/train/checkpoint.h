@@ -33,6 +33,7 @@ struct CheckpointData {
   std::vector<std::pair<std::string, at::Tensor>> adapter;  // PEFT names -> fp32 tensors
   std::vector<std::pair<std::string, at::Tensor>> optimizer;  // exp_avg, exp_avg_sq, ...
   std::string config_ini;           // the resolved config
+  std::string tokenizer_source;     // model folder or tokenizer.json whose files are saved too; "" = none
 };
 
 struct LoadedCheckpoint {
