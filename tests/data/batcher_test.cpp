@@ -24,7 +24,24 @@ using dtune::ShardSampler;
 
 namespace {
 constexpr int32_t X = kIgnoreIndex;
+
+// n rows alternating short (3..9 tokens) and long (12..20), prompts of 1..3 tokens: packing then
+// gives ranks different batch counts.
+Hdf5Dataset short_and_long_rows(const dtune::test::ScratchDir& dir, int n) {
+  std::vector<int32_t> lengths, prompts;
+  for (int i = 0; i < n; ++i) {
+    lengths.push_back(i % 2 == 0 ? 3 + (i * 5) % 7 : 12 + (i * 3) % 9);
+    prompts.push_back(1 + i % 3);
+  }
+  dtune::test::write_synthetic_h5(dir.file("d.h5"), dtune::test::make_rows(lengths, prompts));
+  return Hdf5Dataset::open(dir.file("d.h5"), "train");
 }
+
+struct Mode {
+  const char* name;
+  BatcherOptions options;
+};
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(padded_batch_labels_mask_and_positions) {
   dtune::test::ScratchDir dir("batch_pad");
@@ -157,17 +174,7 @@ BOOST_AUTO_TEST_CASE(restoring_a_saved_state_continues_exactly) {
 // documented wrap-around of an uneven split.
 BOOST_AUTO_TEST_CASE(every_row_is_trained_once_per_epoch_on_any_number_of_ranks) {
   dtune::test::ScratchDir dir("batch_every_row");
-  std::vector<int32_t> lengths, prompts;
-  for (int i = 0; i < 23; ++i) {
-    lengths.push_back(i % 2 == 0 ? 3 + (i * 5) % 7 : 12 + (i * 3) % 9);  // short, long, ...
-    prompts.push_back(1 + i % 3);
-  }
-  dtune::test::write_synthetic_h5(dir.file("d.h5"), dtune::test::make_rows(lengths, prompts));
-  const Hdf5Dataset data = Hdf5Dataset::open(dir.file("d.h5"), "train");
-  struct Mode {
-    const char* name;
-    BatcherOptions options;
-  };
+  const Hdf5Dataset data = short_and_long_rows(dir, 23);
   const Mode modes[] = {{"padded", BatcherOptions{2, false, 0, 0, 0}},
                         {"grouped", BatcherOptions{2, false, 0, 3, 0}},
                         {"packed", BatcherOptions{1, true, 24, 0, 0}},
@@ -223,17 +230,7 @@ BOOST_AUTO_TEST_CASE(every_row_is_trained_once_per_epoch_on_any_number_of_ranks)
 BOOST_AUTO_TEST_CASE(a_reshard_mid_epoch_trains_every_row_once) {
   dtune::test::ScratchDir dir("batch_reshard");
   constexpr int64_t kRows = 24;
-  std::vector<int32_t> lengths, prompts;
-  for (int i = 0; i < kRows; ++i) {
-    lengths.push_back(i % 2 == 0 ? 3 + (i * 5) % 7 : 12 + (i * 3) % 9);
-    prompts.push_back(1 + i % 3);
-  }
-  dtune::test::write_synthetic_h5(dir.file("d.h5"), dtune::test::make_rows(lengths, prompts));
-  const Hdf5Dataset data = Hdf5Dataset::open(dir.file("d.h5"), "train");
-  struct Mode {
-    const char* name;
-    BatcherOptions options;
-  };
+  const Hdf5Dataset data = short_and_long_rows(dir, kRows);
   const Mode modes[] = {{"padded", BatcherOptions{2, false, 0, 0, 0}},
                         {"grouped", BatcherOptions{2, false, 0, 3, 0}},
                         {"packed", BatcherOptions{1, true, 24, 0, 0}}};
