@@ -225,7 +225,7 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // non-reentrant checkpoint gets by stopping the recomputation early).
       const bool down_outside = !layer->mlp.down_proj.has_adapter();
       const std::vector<at::Tensor> outs = checkpoint(
-          [layer, cos, sin, sdpa_mask, kernels, fused, window_starts, varlen, rows = mask.rows(), training,
+          [layer, cos = cos, sin = sin, sdpa_mask, kernels, fused, window_starts, varlen, rows = mask.rows(), training,
            down_outside](const at::Tensor& x) {
             AttentionInputs rin;
             rin.cos = &cos;
