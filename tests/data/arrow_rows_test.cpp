@@ -53,16 +53,8 @@ void check_same_rows(const std::vector<dtune::Row>& got, const std::vector<dtune
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const dtune::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using dtune::test::contains;
+using dtune::test::error_of;
 
 const char* const kFiles[] = {"rows.parquet", "rows_large.parquet", "rows.arrow", "rows_stream.arrow", "ds"};
 

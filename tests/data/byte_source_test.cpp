@@ -66,16 +66,8 @@ std::string big_jsonl() {
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const dtune::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using dtune::test::contains;
+using dtune::test::error_of;
 
 }  // namespace
 

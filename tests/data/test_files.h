@@ -5,7 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
+
+#include "dtune/core/error.h"
 
 namespace dtune::test {
 
@@ -28,6 +31,18 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// The message of the dtune::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const dtune::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 inline void write_text(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
