@@ -7,7 +7,6 @@ writes the same layout with pyarrow alone; this is the real writer, pinned in sc
 Usage: .venv/bin/python scripts/make_datasets_folder.py ROWS.json[l] OUT_DIR
 Prints the datasets version and the files it wrote.
 """
-import json
 import os
 import sys
 
@@ -15,15 +14,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # nothing here needs the Hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import datasets  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_arrow_inputs import read_rows  # noqa: E402  (JSON array or JSON Lines, as there)
+
 datasets.disable_progress_bars()
-
-
-def read_rows(path):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def main():
