@@ -150,86 +150,29 @@ void set_option(const OptionSpec& o, Config& c, const std::string& value) {
   std::visit([&](const auto& ref) { parse_value(value, ref(c)); }, o.access);
 }
 
-// Appends the fields of a module's options struct as "section.key": the config binds the one
-// definition (key, help, default, type) that the module and its command-line flags use.
-template <class Options, class Get>
-void add_section_fields(std::vector<OptionSpec>& table, const std::string& section,
-                        const std::vector<OptionField<Options>>& fields, Get get) {
-  for (OptionField<Config>& f : nest_option_fields<Config>(fields, get))
+// Appends a section's fields as "section.key": the one definition (key, help, default, type)
+// of each option, which the section (config.h) or the module it embeds owns.
+template <class Section, class Get>
+void add_section(std::vector<OptionSpec>& table, const std::string& section, Get get) {
+  for (OptionField<Config>& f : nest_option_fields<Config>(Section::fields(), get))
     table.push_back({section + "." + f.key, f.help, std::move(f.access)});
 }
 
-#define DTUNE_OPT(field, help) OptionSpec{#field, help, DTUNE_OPTION_FIELD(Config, "", field, "").access}
-
-// The one table of options. Names are the struct paths minus the Config: "train.learning_rate".
+// The one table of options, section by section in config-file order: "train.learning_rate".
 const std::vector<OptionSpec>& option_table() {
   static const std::vector<OptionSpec> table = [] {
-    std::vector<OptionSpec> t = {
-        DTUNE_OPT(model.path, "Hugging Face model folder (config.json + *.safetensors)"),
-        DTUNE_OPT(model.tokenizer, "tokenizer.json or its folder; empty = model.path"),
-        DTUNE_OPT(model.attention, "kernel policy: auto (dtune's kernels where they apply: fused CPU attention, "
-                                   "RMSNorm, RoPE, SwiGLU, cross-entropy, few-row decoding products; flash-varlen "
-                                   "CUDA attention) | reference (libtorch's reference for every one; old name: sdpa)"),
-    };
-    add_section_fields(t, "lora", LoraOptions::fields(), [](Config& c) -> LoraOptions& { return c.lora; });
-    t.insert(t.end(), {
-        DTUNE_OPT(lora.init_adapter, "PEFT adapter folder to start from; empty = fresh adapter"),
-        DTUNE_OPT(data.path, "pre-tokenized HDF5 file from `dtune pretokenize`"),
-        DTUNE_OPT(data.micro_batch_size, "rows per rank per micro-step"),
-        DTUNE_OPT(data.packing, "pack rows into data.pack_length sequences"),
-        DTUNE_OPT(data.pack_length, "tokens per packed sequence"),
-        DTUNE_OPT(data.group_by_length, "padded batches: group rows of similar length"),
-        DTUNE_OPT(data.shuffle, "shuffle rows every epoch"),
-        DTUNE_OPT(data.seed, "shuffle seed"),
-        DTUNE_OPT(train.precision, "fp16 | bf16 | fp32"),
-        DTUNE_OPT(train.device, "auto | cpu | cuda"),
-        DTUNE_OPT(train.epochs, "passes over the train split"),
-        DTUNE_OPT(train.max_steps, "optimizer steps; -1 = run train.epochs"),
-        DTUNE_OPT(train.gradient_accumulation_steps, "micro-steps per optimizer step"),
-        DTUNE_OPT(train.learning_rate, "peak learning rate"),
-        DTUNE_OPT(train.weight_decay, "AdamW weight decay"),
-        DTUNE_OPT(train.adam_beta1, "AdamW beta1"),
-        DTUNE_OPT(train.adam_beta2, "AdamW beta2"),
-        DTUNE_OPT(train.adam_epsilon, "AdamW epsilon"),
-        DTUNE_OPT(train.warmup_ratio, "warmup as a fraction of total steps"),
-        DTUNE_OPT(train.warmup_steps, "warmup steps; overrides warmup_ratio when > 0"),
-        DTUNE_OPT(train.lr_scheduler, "linear | cosine | constant"),
-        DTUNE_OPT(train.max_grad_norm, "global gradient-norm clip; 0 = off"),
-        DTUNE_OPT(train.gradient_checkpointing, "recompute layers in backward"),
-        DTUNE_OPT(train.sharding, "frozen base weights across ranks: none | full (FSDP FULL_SHARD) | hybrid (HYBRID_SHARD: "
-                                  "shard within a node, replicate across nodes)"),
-        DTUNE_OPT(train.data_parallel_shard_degree, "hybrid: ranks per shard group, dividing a node's ranks (0 = a node)"),
-        DTUNE_OPT(train.activation_checkpoint_every, "with gradient_checkpointing: recompute every Nth layer (1 = all)"),
-        DTUNE_OPT(train.eval_every, "optimizer steps between evals; 0 = at the end only"),
-        DTUNE_OPT(train.seed, "seed for LoRA init and dropout"),
-        DTUNE_OPT(train.threads, "CPU threads per rank; 0 = the CPUs the launcher bound this rank to, else cores / ranks on the node"),
-        DTUNE_OPT(train.loss_scale_init, "fp16 initial loss scale"),
-        DTUNE_OPT(train.loss_scale_growth_interval, "fp16 clean steps before the scale doubles"),
-        DTUNE_OPT(train.max_nonfinite_steps, "consecutive skipped steps before the run stops"),
-        DTUNE_OPT(train.deterministic, "deterministic kernels"),
-        DTUNE_OPT(train.peak_tflops, "per-GPU peak TFLOP/s for MFU; 0 = known GPUs by name"),
-        DTUNE_OPT(train.collective_timeout, "seconds a collective (MPI or NCCL) may wait before the job is aborted, naming the ranks that had not arrived"),
-        DTUNE_OPT(checkpoint.output_dir, "run folder: checkpoints, metrics, final adapter"),
-        DTUNE_OPT(checkpoint.save_every, "optimizer steps between checkpoints; 0 = at the end only"),
-        DTUNE_OPT(checkpoint.keep_last, "complete checkpoints to keep"),
-        DTUNE_OPT(checkpoint.resume, "\"\" | latest | path to checkpoint-STEP"),
-        DTUNE_OPT(generate.enabled, "run the generation test after training"),
-        DTUNE_OPT(generate.prompt, "the test question"),
-        DTUNE_OPT(generate.prompt_template, "recipe | r1-chat | chat | none"),
-    });
-    add_section_fields(t, "generate", GenerateOptions::fields(),
-                       [](Config& c) -> GenerateOptions& { return c.generate; });
-    t.insert(t.end(), {
-        DTUNE_OPT(log.log_every, "optimizer steps between log lines"),
-        DTUNE_OPT(log.progress, "auto | bar | lines | off"),
-        DTUNE_OPT(log.tensorboard, "write TensorBoard event files"),
-    });
+    std::vector<OptionSpec> t;
+    add_section<ModelSection>(t, "model", [](Config& c) -> ModelSection& { return c.model; });
+    add_section<LoraSection>(t, "lora", [](Config& c) -> LoraSection& { return c.lora; });
+    add_section<DataSection>(t, "data", [](Config& c) -> DataSection& { return c.data; });
+    add_section<TrainSection>(t, "train", [](Config& c) -> TrainSection& { return c.train; });
+    add_section<CheckpointSection>(t, "checkpoint", [](Config& c) -> CheckpointSection& { return c.checkpoint; });
+    add_section<GenerateSection>(t, "generate", [](Config& c) -> GenerateSection& { return c.generate; });
+    add_section<LogSection>(t, "log", [](Config& c) -> LogSection& { return c.log; });
     return t;
   }();
   return table;
 }
-
-#undef DTUNE_OPT
 
 // Keys that were renamed. Still recognised when parsing (not listed in the help), so that an
 // old config stops with the new name instead of "unrecognised option".

@@ -12,15 +12,6 @@
 #include "dtune/lora/lora_linear.h"
 
 namespace dtune {
-namespace {
-
-std::string shape_str(at::IntArrayRef shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + ")";
-}
-
-}  // namespace
 
 at::Tensor lora_delta(const at::Tensor& A, const at::Tensor& B, double scale) {
   DTUNE_CHECK(A.dim() == 2 && B.dim() == 2 && B.size(1) == A.size(0), "lora_delta: shapes ", A.sizes(), " and ",

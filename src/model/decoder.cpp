@@ -18,12 +18,6 @@
 namespace dtune {
 namespace {
 
-std::string shape_str(at::IntArrayRef shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + ")";
-}
-
 // The projections of a layer in unit order, with their shapes (out, in).
 struct ProjectionSpec {
   const char* path;  // under model.layers.N.
@@ -65,6 +59,33 @@ struct AcquireInBackward : public torch::autograd::Function<AcquireInBackward> {
     state->weights->keep_only(state->unit);
     if (state->next) state->weights->prefetch(*state->next);
     return {grads[0], at::Tensor()};
+  }
+};
+
+// What every layer's attention reads in one forward pass, owned, so that a checkpointed layer's
+// recomputation (in backward, after forward_hidden returned) keeps it alive; view() points an
+// AttentionInputs at it (without the cache and layer index, which only decoding sets).
+struct LayerInputs {
+  at::Tensor cos, sin;         // (B, T, head_dim) in the activation dtype
+  at::Tensor sdpa_mask;        // (B, 1, T, T_k) bool; undefined = causal, or not SDPA
+  at::Tensor window_starts;    // (B, T) int64 for cpu_attention; undefined = plain causal
+  AttentionMask::Rows rows;    // the packed rows, for flash varlen
+  KernelPolicy kernels = KernelPolicy::kDtune;
+  bool fused_cpu = false;      // cpu_attention (with window_starts)
+  bool varlen = false;         // flash attention's varlen kernel (with rows)
+  bool training = false;
+
+  AttentionInputs view() const {
+    AttentionInputs in;
+    in.cos = &cos;
+    in.sin = &sin;
+    in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
+    in.kernels = kernels;
+    in.fused_cpu = fused_cpu;
+    in.window_starts = window_starts.defined() ? &window_starts : nullptr;
+    in.varlen_rows = varlen ? &rows : nullptr;
+    in.training = training;
+    return in;
   }
 };
 
@@ -177,37 +198,33 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
   auto [cos, sin] = rope_.cos_sin(position_ids, options_.dtype);  // (B, T, hd)
 
   const KernelPolicy kernels = options_.kernels;
-  const bool fused = cache == nullptr && mask.kind() != AttentionMask::Kind::kPadding &&
-                     use_cpu_attention(kernels, options_.dtype, options_.device, config_.head_dim, T);
-  const at::Tensor window_starts = fused ? mask.window_starts() : at::Tensor();
-  const bool varlen = !fused && cache == nullptr && mask.kind() == AttentionMask::Kind::kPacked &&
-                      mask.rows().cu_seqlens.defined() &&
-                      use_flash_varlen_attention(kernels, options_.dtype, options_.device, config_.head_dim,
-                                                 options_.flash_capable);
-  const AttentionMask::Rows* varlen_rows = varlen ? &mask.rows() : nullptr;
-  at::Tensor sdpa_mask;  // (B, 1, T, T_k) bool; undefined = plain causal
-  if (fused || varlen) {
+  LayerInputs li;
+  li.cos = std::move(cos);
+  li.sin = std::move(sin);
+  li.kernels = kernels;
+  li.training = training_;
+  li.fused_cpu = cache == nullptr && mask.kind() != AttentionMask::Kind::kPadding &&
+                 use_cpu_attention(kernels, options_.dtype, options_.device, config_.head_dim, T);
+  if (li.fused_cpu) li.window_starts = mask.window_starts();
+  li.varlen = !li.fused_cpu && cache == nullptr && mask.kind() == AttentionMask::Kind::kPacked &&
+              mask.rows().cu_seqlens.defined() &&
+              use_flash_varlen_attention(kernels, options_.dtype, options_.device, config_.head_dim,
+                                         options_.flash_capable);
+  if (li.varlen) li.rows = mask.rows();
+  if (li.fused_cpu || li.varlen) {
     // cpu_attention takes the windows, flash varlen the rows, instead.
   } else if (cache != nullptr) {
     DTUNE_CHECK(mask.kind() != AttentionMask::Kind::kPacked,
                 "a KV cache takes causal or padding masks, not packed ones");
     const at::Tensor valid =
         mask.kind() == AttentionMask::Kind::kPadding ? mask.tensor() : at::Tensor();
-    sdpa_mask = mask.build_sdpa_mask(T, cache->begin_step(T, valid));
+    li.sdpa_mask = mask.build_sdpa_mask(T, cache->begin_step(T, valid));
   } else if (mask.kind() != AttentionMask::Kind::kCausal) {
-    sdpa_mask = mask.build_sdpa_mask(T, at::Tensor());
+    li.sdpa_mask = mask.build_sdpa_mask(T, at::Tensor());
   }
 
-  AttentionInputs in;
-  in.cos = &cos;
-  in.sin = &sin;
-  in.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
-  in.kernels = kernels;
-  in.fused_cpu = fused;
-  in.window_starts = window_starts.defined() ? &window_starts : nullptr;
-  in.varlen_rows = varlen_rows;
+  AttentionInputs in = li.view();
   in.cache = cache;
-  in.training = training_;
   const bool ckpt = options_.activation_checkpointing && cache == nullptr &&
                     at::GradMode::is_enabled() && num_lora_parameters() > 0;
   if (ckpt && !h.requires_grad()) h.requires_grad_(true);  // so backward reaches the first layer
@@ -225,17 +242,8 @@ at::Tensor Decoder::forward_hidden(const at::Tensor& input_ids, const at::Tensor
       // non-reentrant checkpoint gets by stopping the recomputation early).
       const bool down_outside = !layer->mlp.down_proj.has_adapter();
       const std::vector<at::Tensor> outs = checkpoint(
-          [layer, cos = cos, sin = sin, sdpa_mask, kernels, fused, window_starts, varlen, rows = mask.rows(), training,
-           down_outside](const at::Tensor& x) {
-            AttentionInputs rin;
-            rin.cos = &cos;
-            rin.sin = &sin;
-            rin.mask = sdpa_mask.defined() ? &sdpa_mask : nullptr;
-            rin.kernels = kernels;
-            rin.fused_cpu = fused;
-            rin.window_starts = window_starts.defined() ? &window_starts : nullptr;
-            rin.varlen_rows = varlen ? &rows : nullptr;
-            rin.training = training;
+          [layer, li, down_outside](const at::Tensor& x) {
+            const AttentionInputs rin = li.view();
             if (!down_outside) return std::vector<at::Tensor>{layer->forward(x, rin)};
             auto [a, m] = layer->forward_to_down_proj(x, rin);
             return std::vector<at::Tensor>{std::move(a), std::move(m)};

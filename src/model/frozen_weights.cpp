@@ -8,12 +8,6 @@
 namespace dtune {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + ")";
-}
-
 // Every weight loaded whole; acquire and release have nothing to do.
 class ResidentWeights final : public FrozenWeights {
  public:

@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "dtune/core/error.h"
 #include "dtune/core/option_field.h"
@@ -211,4 +214,88 @@ BOOST_AUTO_TEST_CASE(lora_target_modules_take_peft_forms) {
   BOOST_TEST(!load_config("", {}).lora.targets("model.layers.0.mlp.up_proj"));
   Config bad = load_config("", {"--data.path=x.h5", "--train.precision=fp32", "--lora.target_modules=(q_proj"});
   expect_error([&] { dtune::validate(bad); }, {"option lora.target_modules", "(q_proj"});
+}
+
+namespace {
+
+// A value of the field's type that differs from value.
+void change(int64_t& v) { v += 1; }
+void change(uint64_t& v) { v += 1; }
+void change(double& v) { v = v * 2 + 1; }
+void change(bool& v) { v = !v; }
+void change(std::string& v) { v += "x"; }
+void change(std::vector<std::string>& v) { v.push_back("x"); }
+template <class T>
+void change(std::optional<T>& v) {
+  T inner = v.value_or(T{});
+  change(inner);
+  v = inner;
+}
+
+// The "key = value" lines of format_config's text that differ between a and b, as "section.key".
+std::vector<std::string> changed_keys(const std::string& a, const std::string& b) {
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::string section, line;
+    std::istringstream in(text);
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      if (line.front() == '[') section = line.substr(1, line.size() - 2);
+      else out.push_back(section + "." + line);
+    }
+    return out;
+  };
+  const auto la = lines(a), lb = lines(b);
+  BOOST_REQUIRE_EQUAL(la.size(), lb.size());
+  std::vector<std::string> out;
+  for (size_t i = 0; i < la.size(); ++i)
+    if (la[i] != lb[i]) out.push_back(la[i].substr(0, la[i].find(' ')));
+  return out;
+}
+
+}  // namespace
+
+// Every config key is one field of one section (config.h: each section's fields()): `--help`
+// lists exactly those keys with the field's help, and each key is bound to its own member: a
+// member changed in the struct changes that key's line of format_config and no other.
+BOOST_AUTO_TEST_CASE(every_key_is_one_section_field) {
+  const auto desc = dtune::config_options_description();
+  const Config default_config;
+  const std::string defaults = dtune::format_config(default_config);
+  size_t keys = 0;
+  auto check = [&](const std::string& section, const auto& fields, auto get) {
+    for (const auto& f : fields) {
+      ++keys;
+      const std::string name = section + "." + f.key;
+      const auto* o = desc.find_nothrow(name, /*approx=*/false);
+      BOOST_TEST_REQUIRE(o != nullptr, name);
+      BOOST_TEST(o->description() == std::string(f.help), name);
+      Config c;
+      std::visit([&](const auto& ref) { change(ref(get(c))); }, f.access);
+      BOOST_TEST(changed_keys(defaults, dtune::format_config(c)) == std::vector<std::string>{name},
+                 name << " changes its own line only");
+    }
+  };
+  check("model", dtune::ModelSection::fields(), [](Config& c) -> auto& { return c.model; });
+  check("lora", dtune::LoraSection::fields(), [](Config& c) -> auto& { return c.lora; });
+  check("data", dtune::DataSection::fields(), [](Config& c) -> auto& { return c.data; });
+  check("train", dtune::TrainSection::fields(), [](Config& c) -> auto& { return c.train; });
+  check("checkpoint", dtune::CheckpointSection::fields(), [](Config& c) -> auto& { return c.checkpoint; });
+  check("generate", dtune::GenerateSection::fields(), [](Config& c) -> auto& { return c.generate; });
+  check("log", dtune::LogSection::fields(), [](Config& c) -> auto& { return c.log; });
+  BOOST_TEST(desc.options().size() == keys);  // no key outside the sections' fields
+}
+
+// A section's validate() names the option as its caller spells it.
+BOOST_AUTO_TEST_CASE(a_section_validator_names_the_option_as_the_caller_spells_it) {
+  dtune::TrainSection t;
+  t.data_parallel_shard_degree = 2;
+  expect_error([&] { dtune::validate(t); },
+               {"option train.data_parallel_shard_degree applies to train.sharding=hybrid only", "got 2"});
+  expect_error([&] { dtune::validate(t, dtune::OptionNames::command_line()); },
+               {"option --data-parallel-shard-degree applies to --sharding=hybrid only"});
+  dtune::DataSection d;
+  d.path = "x.h5";
+  d.packing = d.group_by_length = true;
+  expect_error([&] { dtune::validate(d); }, {"option data.group_by_length", "when data.packing = true"});
 }

@@ -1,12 +1,16 @@
-// The resolved configuration of a dtune run: one plain struct per INI section. Every field has
-// a default and a comment with its unit and when to change it. Boost.Program_options only fills
-// these (src/config/config_parser.cpp); validate() rejects bad values naming the option.
+// The resolved configuration of a dtune run: one plain struct per INI section. Each section is
+// the one definition of its keys: every field has its default here and a comment with its unit;
+// fields() lists the user-facing keys with the help `dtune train --help` prints (src/config/
+// config.cpp); validate() checks the section. Boost.Program_options only fills the structs
+// through those fields (src/config/config_parser.cpp). [lora] and [generate] embed the modules'
+// own options structs (LoraOptions, GenerateOptions), which `dtune generate`'s flags bind too.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "dtune/core/option_field.h"
 #include "dtune/generate/generate_options.h"
 #include "dtune/lora/lora_options.h"
 
@@ -23,6 +27,9 @@ struct ModelSection {
   // every one (SDPA with a mask tensor, the ATen op sequences), to compare or to rule dtune's
   // kernels out. sdpa: the old name of reference (it switched attention only).
   std::string attention = "auto";
+
+  // The [model] keys, in config-file order, with their help.
+  static const std::vector<OptionField<ModelSection>>& fields();
 };
 
 // [lora]: the adapter. Its hyper-parameters are LoraOptions (lora/lora_options.h: the one
@@ -30,6 +37,9 @@ struct ModelSection {
 // validation); the config adds where to start from.
 struct LoraSection : LoraOptions {
   std::string init_adapter;  // PEFT adapter folder to start from; empty = fresh (B = 0)
+
+  // The [lora] keys, in config-file order, with their help. LoraOptions::fields(), then init_adapter.
+  static const std::vector<OptionField<LoraSection>>& fields();
 };
 
 // [data]: the pre-tokenized HDF5 file (see docs/DATA_FORMAT.md) and how rows become batches.
@@ -41,6 +51,9 @@ struct DataSection {
   bool group_by_length = false;    // pad-batching only: sort rows by length within a window
   bool shuffle = true;             // per-epoch shuffle by (seed, epoch)
   uint64_t seed = 42;              // shuffle seed; same seed = same order on any rank count
+
+  // The [data] keys, in config-file order, with their help.
+  static const std::vector<OptionField<DataSection>>& fields();
 };
 
 // [train]: the optimisation loop.
@@ -85,6 +98,9 @@ struct TrainSection {
   // Raise it when ranks legitimately drift apart by more: a slow model load or checkpoint write on
   // one node, rank 0's checkpoint write while the others wait. (Was train.nccl_timeout.)
   double collective_timeout = 600;
+
+  // The [train] keys, in config-file order, with their help.
+  static const std::vector<OptionField<TrainSection>>& fields();
 };
 
 // [checkpoint]: where and how often state is saved.
@@ -93,6 +109,9 @@ struct CheckpointSection {
   int64_t save_every = 0;              // optimizer steps between checkpoints; 0 = only at the end
   int64_t keep_last = 2;               // complete checkpoints kept; older ones are deleted
   std::string resume;                  // "" = fresh run | "latest" | path to checkpoint-STEP
+
+  // The [checkpoint] keys, in config-file order, with their help.
+  static const std::vector<OptionField<CheckpointSection>>& fields();
 };
 
 // [generate]: the sampled generation test after training. Its knobs (max_new_tokens and the
@@ -105,6 +124,10 @@ struct GenerateSection : GenerateOptions {
       "with shortness of breath and anxiety. What is the most likely diagnosis, and which tests "
       "should be ordered at once?";
   std::string prompt_template = "recipe";  // how the prompt is wrapped: recipe | r1-chat | chat | none
+
+  // The [generate] keys, in config-file order, with their help. enabled, prompt, prompt_template, then
+  // GenerateOptions::fields().
+  static const std::vector<OptionField<GenerateSection>>& fields();
 };
 
 // [log]: what the user watches.
@@ -112,6 +135,9 @@ struct LogSection {
   int64_t log_every = 1;               // optimizer steps between log lines (non-TTY)
   std::string progress = "auto";       // auto (bar on a TTY) | bar | lines | off
   bool tensorboard = true;             // write TensorBoard event files in output_dir/tb
+
+  // The [log] keys, in config-file order, with their help.
+  static const std::vector<OptionField<LogSection>>& fields();
 };
 
 struct Config {
@@ -124,7 +150,19 @@ struct Config {
   LogSection log;
 };
 
-// Throws dtune::Error naming the first bad option ("train.learning_rate must be > 0, got -1").
+// Each section's checks. Throw dtune::Error naming the first bad option as names spells it
+// ("option train.learning_rate must be > 0, got -1"), its value and the accepted range; every rule
+// involves one section's keys only. Defined in src/config/validate.cpp.
+void validate(const ModelSection& model, const OptionNames& names = OptionNames::config_section("model"));
+void validate(const LoraSection& lora, const OptionNames& names = OptionNames::config_section("lora"));
+void validate(const DataSection& data, const OptionNames& names = OptionNames::config_section("data"));
+void validate(const TrainSection& train, const OptionNames& names = OptionNames::config_section("train"));
+void validate(const CheckpointSection& checkpoint,
+              const OptionNames& names = OptionNames::config_section("checkpoint"));
+void validate(const GenerateSection& generate, const OptionNames& names = OptionNames::config_section("generate"));
+void validate(const LogSection& log, const OptionNames& names = OptionNames::config_section("log"));
+
+// Every section's validate(), in config-file order: the first bad option throws.
 void validate(const Config& config);
 
 }  // namespace dtune

@@ -37,6 +37,19 @@ std::string str(const Args&... args) {
   return detail::concat(args...);
 }
 
+// A tensor shape as messages print it, as PyTorch prints torch.Size: "(2, 512, 576)", "()" for a
+// scalar. Dims: any range of integers (at::IntArrayRef, std::vector<int64_t>).
+template <typename Dims>
+std::string shape_str(const Dims& dims) {
+  std::string s = "(";
+  bool first = true;
+  for (const auto d : dims) {
+    s += (first ? "" : ", ") + std::to_string(d);
+    first = false;
+  }
+  return s + ")";
+}
+
 }  // namespace dtune
 
 // DTUNE_CHECK(cond, pieces...): throw dtune::Error with the pieces when cond is false.
